@@ -1,0 +1,71 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "cephfs-volumed",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "cephfs-volumed", targets: ["cephfs-volumed"]),
+        .executable(name: "rpc-cli", targets: ["rpc-cli"]),
+        .library(name: "VolumeClient", targets: ["VolumeClient"]),
+        .library(name: "VolumeProtocol", targets: ["VolumeProtocol"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C access: librados imports cleanly; libcephfs goes through a C facade
+        // built with 64-bit file offsets (see Sources/CCephFS/include/ccephfs.h).
+        .systemLibrary(name: "CRados", providers: [.apt(["librados-dev"])]),
+        .target(
+            name: "CCephFS",
+            cSettings: [.define("_FILE_OFFSET_BITS", to: "64")],
+            linkerSettings: [.linkedLibrary("cephfs")]
+        ),
+
+        .target(name: "JSONValue"),
+        .target(
+            name: "Ceph",
+            dependencies: ["CRados", "CCephFS", "JSONValue"]
+        ),
+        .target(
+            name: "VolumeEngine",
+            dependencies: ["Ceph", "JSONValue", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(name: "VolumeProtocol", dependencies: ["JSONValue"]),
+        .target(
+            name: "VolumeServer",
+            dependencies: [
+                "VolumeEngine", "VolumeProtocol", "JSONValue",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "VolumeClient", dependencies: ["VolumeProtocol", "JSONValue"]),
+        .executableTarget(
+            name: "cephfs-volumed",
+            dependencies: [
+                "VolumeServer", "VolumeEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "rpc-cli",
+            dependencies: [
+                "VolumeClient", "VolumeProtocol", "JSONValue",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .target(name: "TestSupport", dependencies: ["Ceph", "JSONValue"], path: "Tests/TestSupport"),
+        .testTarget(name: "JSONValueTests", dependencies: ["JSONValue"]),
+        .testTarget(name: "CephTests", dependencies: ["Ceph", "TestSupport"]),
+        .testTarget(name: "VolumeProtocolTests", dependencies: ["VolumeProtocol", "JSONValue"]),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["VolumeClient", "VolumeProtocol", "TestSupport", "JSONValue"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

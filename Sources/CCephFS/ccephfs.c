@@ -1,0 +1,84 @@
+// Built with -D_FILE_OFFSET_BITS=64 (see Package.swift), which libcephfs.h requires.
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <cephfs/libcephfs.h>
+#include "ccephfs.h"
+
+int vd_create_from_rados(struct ceph_mount_info **cmount, void *cluster) {
+    return ceph_create_from_rados(cmount, (rados_t)cluster);
+}
+int vd_conf_set(struct ceph_mount_info *c, const char *o, const char *v) { return ceph_conf_set(c, o, v); }
+int vd_conf_get(struct ceph_mount_info *c, const char *o, char *b, size_t l) { return ceph_conf_get(c, o, b, l); }
+int vd_init(struct ceph_mount_info *c) { return ceph_init(c); }
+int vd_select_filesystem(struct ceph_mount_info *c, const char *n) { return ceph_select_filesystem(c, n); }
+int vd_mount(struct ceph_mount_info *c, const char *r) { return ceph_mount(c, r); }
+int vd_unmount(struct ceph_mount_info *c) { return ceph_unmount(c); }
+int vd_release(struct ceph_mount_info *c) { return ceph_release(c); }
+void vd_shutdown(struct ceph_mount_info *c) { ceph_shutdown(c); }
+int vd_abort_conn(struct ceph_mount_info *c) { return ceph_abort_conn(c); }
+uint64_t vd_get_instance_id(struct ceph_mount_info *c) { return ceph_get_instance_id(c); }
+
+static void fill(vd_stat *out, const struct ceph_statx *stx) {
+    out->ino = stx->stx_ino;
+    out->mode = stx->stx_mode;
+    out->nlink = stx->stx_nlink;
+    out->uid = stx->stx_uid;
+    out->gid = stx->stx_gid;
+    out->size = stx->stx_size;
+    out->mtime_sec = stx->stx_mtime.tv_sec;
+    out->mtime_nsec = stx->stx_mtime.tv_nsec;
+}
+
+int vd_stat_path(struct ceph_mount_info *c, const char *path, vd_stat *out, int nofollow) {
+    struct ceph_statx stx;
+    int r = ceph_statx(c, path, &stx, CEPH_STATX_BASIC_STATS, nofollow ? AT_SYMLINK_NOFOLLOW : 0);
+    if (r == 0) fill(out, &stx);
+    return r;
+}
+int vd_fstat(struct ceph_mount_info *c, int fd, vd_stat *out) {
+    struct ceph_statx stx;
+    int r = ceph_fstatx(c, fd, &stx, CEPH_STATX_BASIC_STATS, 0);
+    if (r == 0) fill(out, &stx);
+    return r;
+}
+int vd_mkdir(struct ceph_mount_info *c, const char *p, uint32_t m) { return ceph_mkdir(c, p, (mode_t)m); }
+int vd_rmdir(struct ceph_mount_info *c, const char *p) { return ceph_rmdir(c, p); }
+int vd_rename(struct ceph_mount_info *c, const char *f, const char *t) { return ceph_rename(c, f, t); }
+int vd_unlink(struct ceph_mount_info *c, const char *p) { return ceph_unlink(c, p); }
+int vd_symlink(struct ceph_mount_info *c, const char *t, const char *l) { return ceph_symlink(c, t, l); }
+int vd_readlink(struct ceph_mount_info *c, const char *p, char *b, int64_t s) { return ceph_readlink(c, p, b, s); }
+int vd_chmod(struct ceph_mount_info *c, const char *p, uint32_t m) { return ceph_chmod(c, p, (mode_t)m); }
+
+int vd_open(struct ceph_mount_info *c, const char *p, int f, uint32_t m) { return ceph_open(c, p, f, (mode_t)m); }
+int vd_close(struct ceph_mount_info *c, int fd) { return ceph_close(c, fd); }
+int vd_read(struct ceph_mount_info *c, int fd, char *b, int64_t s, int64_t o) { return ceph_read(c, fd, b, s, o); }
+int vd_write(struct ceph_mount_info *c, int fd, const char *b, int64_t s, int64_t o) { return ceph_write(c, fd, b, s, o); }
+int vd_fsync(struct ceph_mount_info *c, int fd, int d) { return ceph_fsync(c, fd, d); }
+int vd_ftruncate(struct ceph_mount_info *c, int fd, int64_t s) { return ceph_ftruncate(c, fd, s); }
+int vd_flock(struct ceph_mount_info *c, int fd, int op, uint64_t owner) { return ceph_flock(c, fd, op, owner); }
+
+int vd_getxattr(struct ceph_mount_info *c, const char *p, const char *n, void *v, size_t s) { return ceph_getxattr(c, p, n, v, s); }
+int vd_setxattr(struct ceph_mount_info *c, const char *p, const char *n, const void *v, size_t s, int f) { return ceph_setxattr(c, p, n, v, s, f); }
+int vd_removexattr(struct ceph_mount_info *c, const char *p, const char *n) { return ceph_removexattr(c, p, n); }
+
+int vd_opendir(struct ceph_mount_info *c, const char *p, struct ceph_dir_result **d) { return ceph_opendir(c, p, d); }
+int vd_closedir(struct ceph_mount_info *c, struct ceph_dir_result *d) { return ceph_closedir(c, d); }
+int vd_readdir(struct ceph_mount_info *c, struct ceph_dir_result *d, char *name, size_t namelen, unsigned char *d_type) {
+    struct dirent de;
+    int r = ceph_readdir_r(c, d, &de);
+    if (r <= 0) return r;
+    size_t len = strnlen(de.d_name, sizeof(de.d_name));
+    if (len + 1 > namelen) return -ENAMETOOLONG;
+    memcpy(name, de.d_name, len);
+    name[len] = 0;
+    *d_type = de.d_type;
+    return 1;
+}
+
+int vd_mds_command(struct ceph_mount_info *c, const char *spec, const char **cmd, size_t cmdlen,
+                   const char *inbuf, size_t inbuflen, char **outbuf, size_t *outbuflen,
+                   char **outs, size_t *outslen) {
+    return ceph_mds_command(c, spec, cmd, cmdlen, inbuf, inbuflen, outbuf, outbuflen, outs, outslen);
+}
+void vd_buffer_free(char *b) { ceph_buffer_free(b); }

@@ -1,0 +1,73 @@
+// A narrow C facade over libcephfs.
+//
+// libcephfs.h refuses to compile unless glibc was configured with
+// _FILE_OFFSET_BITS=64, and defining that inside a Clang module map breaks the
+// Glibc module. So libcephfs.h is included only by ccephfs.c, which is built
+// with -D_FILE_OFFSET_BITS=64; Swift sees this header, which has no
+// dependency on the offset size.
+#ifndef CCEPHFS_H
+#define CCEPHFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ceph_mount_info;
+struct ceph_dir_result;
+
+typedef struct vd_stat {
+    uint64_t ino;
+    uint32_t mode;
+    uint32_t nlink;
+    uint32_t uid;
+    uint32_t gid;
+    uint64_t size;
+    int64_t mtime_sec;
+    int64_t mtime_nsec;
+} vd_stat;
+
+// The cluster argument is a rados_t; void* keeps librados out of this module.
+int vd_create_from_rados(struct ceph_mount_info **cmount, void *cluster);
+int vd_conf_set(struct ceph_mount_info *cmount, const char *option, const char *value);
+int vd_conf_get(struct ceph_mount_info *cmount, const char *option, char *buf, size_t len);
+int vd_init(struct ceph_mount_info *cmount);
+int vd_select_filesystem(struct ceph_mount_info *cmount, const char *fs_name);
+int vd_mount(struct ceph_mount_info *cmount, const char *root);
+int vd_unmount(struct ceph_mount_info *cmount);
+int vd_release(struct ceph_mount_info *cmount);
+void vd_shutdown(struct ceph_mount_info *cmount);
+int vd_abort_conn(struct ceph_mount_info *cmount);
+uint64_t vd_get_instance_id(struct ceph_mount_info *cmount);
+
+int vd_stat_path(struct ceph_mount_info *cmount, const char *path, vd_stat *out, int nofollow);
+int vd_fstat(struct ceph_mount_info *cmount, int fd, vd_stat *out);
+int vd_mkdir(struct ceph_mount_info *cmount, const char *path, uint32_t mode);
+int vd_rmdir(struct ceph_mount_info *cmount, const char *path);
+int vd_rename(struct ceph_mount_info *cmount, const char *from, const char *to);
+int vd_unlink(struct ceph_mount_info *cmount, const char *path);
+int vd_symlink(struct ceph_mount_info *cmount, const char *target, const char *linkpath);
+int vd_readlink(struct ceph_mount_info *cmount, const char *path, char *buf, int64_t size);
+int vd_chmod(struct ceph_mount_info *cmount, const char *path, uint32_t mode);
+
+int vd_open(struct ceph_mount_info *cmount, const char *path, int flags, uint32_t mode);
+int vd_close(struct ceph_mount_info *cmount, int fd);
+int vd_read(struct ceph_mount_info *cmount, int fd, char *buf, int64_t size, int64_t offset);
+int vd_write(struct ceph_mount_info *cmount, int fd, const char *buf, int64_t size, int64_t offset);
+int vd_fsync(struct ceph_mount_info *cmount, int fd, int dataonly);
+int vd_ftruncate(struct ceph_mount_info *cmount, int fd, int64_t size);
+int vd_flock(struct ceph_mount_info *cmount, int fd, int operation, uint64_t owner);
+
+int vd_getxattr(struct ceph_mount_info *cmount, const char *path, const char *name, void *value, size_t size);
+int vd_setxattr(struct ceph_mount_info *cmount, const char *path, const char *name, const void *value, size_t size, int flags);
+int vd_removexattr(struct ceph_mount_info *cmount, const char *path, const char *name);
+
+int vd_opendir(struct ceph_mount_info *cmount, const char *path, struct ceph_dir_result **dirp);
+int vd_closedir(struct ceph_mount_info *cmount, struct ceph_dir_result *dirp);
+// Returns 1 with an entry, 0 at the end, or a negative errno. d_type is the dirent type (DT_*).
+int vd_readdir(struct ceph_mount_info *cmount, struct ceph_dir_result *dirp, char *name, size_t namelen, unsigned char *d_type);
+
+int vd_mds_command(struct ceph_mount_info *cmount, const char *mds_spec, const char **cmd, size_t cmdlen,
+                   const char *inbuf, size_t inbuflen, char **outbuf, size_t *outbuflen,
+                   char **outs, size_t *outslen);
+void vd_buffer_free(char *buf);
+
+#endif

@@ -1,0 +1,149 @@
+import CCephFS
+
+/// An open CephFS file. Closed by `close()` or, failing that, in `deinit`.
+/// Safe to use from several threads; each call is independent.
+public final class CephFile: @unchecked Sendable {
+    public let mount: CephFSMount
+    public let fd: Int32
+    public let path: String
+    private let guard_ = LifecycleGuard()
+
+    init(mount: CephFSMount, fd: Int32, path: String) {
+        self.mount = mount
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { close() }
+
+    public func close() {
+        let (mount, fd) = (self.mount, self.fd)
+        guard_.close { _ = try? mount.run("close") { m in vd_close(m, fd) } }
+    }
+
+    @discardableResult
+    private func run<T>(_ operation: String, _ body: (OpaquePointer, Int32) throws(CephError) -> T) throws(CephError) -> T {
+        let (mount, fd) = (self.mount, self.fd)
+        return try guard_.use(operation) { () throws(CephError) -> T in
+            try mount.run(operation) { m throws(CephError) in try body(m, fd) }
+        }
+    }
+
+    /// Reads up to `count` bytes at `offset`; fewer at the end of the file.
+    public func read(count: Int, offset: Int64) throws(CephError) -> [UInt8] {
+        try run("read") { m, fd throws(CephError) in
+            var buf = [UInt8](repeating: 0, count: count)
+            let n = try buf.withUnsafeMutableBufferPointer { b throws(CephError) in
+                try b.withMemoryRebound(to: CChar.self) { c throws(CephError) in
+                    try check(vd_read(m, fd, c.baseAddress, Int64(c.count), offset), "read", path)
+                }
+            }
+            buf.removeSubrange(Int(n)...)
+            return buf
+        }
+    }
+
+    /// Reads the whole file from `offset` on, in chunks of `chunk` bytes.
+    public func readAll(chunk: Int = 1 << 20) throws(CephError) -> [UInt8] {
+        var out: [UInt8] = []
+        while true {
+            let part = try read(count: chunk, offset: Int64(out.count))
+            out += part
+            if part.count < chunk { return out }
+        }
+    }
+
+    /// Writes all of `data` at `offset`.
+    public func write(_ data: some Collection<UInt8>, offset: Int64) throws(CephError) {
+        let bytes = Array(data)
+        try run("write") { m, fd throws(CephError) in
+            var done = 0
+            while done < bytes.count {
+                let n = try bytes.withUnsafeBufferPointer { b throws(CephError) in
+                    try b.withMemoryRebound(to: CChar.self) { c throws(CephError) in
+                        try check(
+                            vd_write(m, fd, c.baseAddress! + done, Int64(c.count - done), offset + Int64(done)),
+                            "write", path)
+                    }
+                }
+                if n == 0 { throw CephError(errno: .EIO, operation: "write", target: path, detail: "short write") }
+                done += Int(n)
+            }
+        }
+    }
+
+    public func fsync(dataOnly: Bool = false) throws(CephError) {
+        try run("fsync") { m, fd throws(CephError) in try check(vd_fsync(m, fd, dataOnly ? 1 : 0), "fsync", path) }
+    }
+
+    public func truncate(to size: Int64) throws(CephError) {
+        try run("ftruncate") { m, fd throws(CephError) in try check(vd_ftruncate(m, fd, size), "ftruncate", path) }
+    }
+
+    public func stat() throws(CephError) -> FileStat {
+        try run("fstat") { m, fd throws(CephError) in
+            var s = vd_stat()
+            try check(vd_fstat(m, fd, &s), "fstat", path)
+            return FileStat(s)
+        }
+    }
+
+    /// BSD flock operations, as libcephfs takes them.
+    public struct LockOperation: OptionSet, Sendable {
+        public let rawValue: Int32
+        public init(rawValue: Int32) { self.rawValue = rawValue }
+        public static let shared = LockOperation(rawValue: 1)  // LOCK_SH
+        public static let exclusive = LockOperation(rawValue: 2)  // LOCK_EX
+        public static let nonBlocking = LockOperation(rawValue: 4)  // LOCK_NB
+        public static let unlock = LockOperation(rawValue: 8)  // LOCK_UN
+    }
+
+    /// Takes or drops a CephFS flock for `owner`. Different owners exclude each
+    /// other across clients; one owner does not exclude itself.
+    public func flock(_ operation: LockOperation, owner: UInt64) throws(CephError) {
+        try run("flock") { m, fd throws(CephError) in try check(vd_flock(m, fd, operation.rawValue, owner), "flock", path) }
+    }
+}
+
+/// An open directory. Closed by `close()` or, failing that, in `deinit`.
+/// Not for concurrent use: a stream has one read position.
+public final class DirectoryStream: @unchecked Sendable {
+    public let mount: CephFSMount
+    private let dir: OpaquePointer
+    public let path: String
+    private let guard_ = LifecycleGuard()
+
+    init(mount: CephFSMount, dir: OpaquePointer, path: String) {
+        self.mount = mount
+        self.dir = dir
+        self.path = path
+    }
+
+    deinit { close() }
+
+    public func close() {
+        let (mount, dir) = (self.mount, self.dir)
+        guard_.close { _ = try? mount.run("closedir") { m in vd_closedir(m, dir) } }
+    }
+
+    /// The next entry, or nil at the end.
+    public func next() throws(CephError) -> DirectoryEntry? {
+        let (mount, dir) = (self.mount, self.dir)
+        return try guard_.use("readdir") { () throws(CephError) -> DirectoryEntry? in
+            try mount.run("readdir") { m throws(CephError) in
+                var name = [CChar](repeating: 0, count: 512)
+                var type: UInt8 = 0
+                let r = try check(vd_readdir(m, dir, &name, name.count, &type), "readdir", path)
+                if r == 0 { return nil }
+                let s = String(decoding: name.prefix(while: { $0 != 0 }).map(UInt8.init(bitPattern:)), as: UTF8.self)
+                let kind: DirectoryEntry.Kind = switch type {
+                case 4: .directory  // DT_DIR
+                case 8: .file  // DT_REG
+                case 10: .symlink  // DT_LNK
+                default: .other
+                }
+                return DirectoryEntry(name: s, kind: kind)
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+import Ceph
+
+/// A failure the engine itself decided on, mirroring the seed's exception classes.
+public struct VolumeError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        case volumeClientError = "VolumeClientError"
+        case objectNotFound = "ObjectNotFound"
+        case clusterError = "ClusterError"
+        case clusterTimeout = "ClusterTimeout"
+        case evictionError = "EvictionError"
+        case `internal` = "Internal"
+    }
+
+    public let kind: Kind
+    public let message: String
+    public let errno: Errno?
+
+    public init(_ kind: Kind, _ message: String, errno: Errno? = nil) {
+        self.kind = kind
+        self.message = message
+        self.errno = errno
+    }
+
+    public var description: String { "\(kind.rawValue): \(message)" }
+}

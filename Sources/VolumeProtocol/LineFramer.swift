@@ -1,0 +1,61 @@
+/// Splits a byte stream into `\n`-terminated lines, with a bound on line length.
+///
+/// It is a pure value: feed it bytes as they arrive, in any chunking, and take
+/// complete lines out. A line longer than `maxLineLength` (without its
+/// newline) is reported once as `.tooLong`; the caller answers and closes.
+public struct LineFramer: Sendable {
+    public enum Event: Equatable, Sendable {
+        case line([UInt8])
+        case tooLong
+    }
+
+    public let maxLineLength: Int
+    private var buffer: [UInt8] = []
+    private var scanned = 0
+    private var overflowed = false
+
+    public init(maxLineLength: Int) {
+        self.maxLineLength = maxLineLength
+    }
+
+    /// Bytes held for an incomplete line.
+    public var pendingByteCount: Int { buffer.count }
+
+    /// Appends bytes and returns the events they complete, in order.
+    public mutating func feed(_ bytes: some Collection<UInt8>) -> [Event] {
+        if overflowed { return [] }
+        buffer.append(contentsOf: bytes)
+        var events: [Event] = []
+        var lineStart = 0
+        var i = scanned
+        while i < buffer.count {
+            if buffer[i] == 0x0A {
+                var end = i
+                if end > lineStart, buffer[end - 1] == 0x0D { end -= 1 }  // tolerate CRLF
+                if end - lineStart > maxLineLength {
+                    overflowed = true
+                    buffer.removeAll()
+                    events.append(.tooLong)
+                    return events
+                }
+                events.append(.line(Array(buffer[lineStart..<end])))
+                lineStart = i + 1
+            }
+            i += 1
+        }
+        if lineStart > 0 { buffer.removeSubrange(0..<lineStart) }
+        scanned = buffer.count
+        if buffer.count > maxLineLength + 1 {
+            overflowed = true
+            buffer.removeAll()
+            events.append(.tooLong)
+        }
+        return events
+    }
+
+    /// The unterminated rest at end of stream, if any.
+    public mutating func finish() -> [UInt8]? {
+        defer { buffer.removeAll(); scanned = 0 }
+        return buffer.isEmpty || overflowed ? nil : buffer
+    }
+}

@@ -1,0 +1,233 @@
+import Dispatch
+import JSONValue
+import Logging
+import VolumeProtocol
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One accepted peer.
+///
+/// `queue` owns all mutable state (checked with `dispatchPrecondition`);
+/// replies are written on `writeQueue`, so a slow reader never stalls request
+/// intake on other connections. States go `created → running → draining → closed`.
+final class Connection: @unchecked Sendable {
+    enum State { case created, running, draining, closed }
+
+    let id: UInt64
+    let fd: Int32
+    let peer: PeerCredentials?
+    private let limits: ServerLimits
+    private let dispatcher: RPCDispatcher
+    private let logger: Logger
+    private let queue: DispatchQueue
+    private let writeQueue: DispatchQueue
+    private var readSource: DispatchSourceRead?
+    private var readSuspended = false
+    private var framer: LineFramer
+    private var inFlight = 0
+    private var peerClosedInput = false
+    private(set) var state = State.created
+    private let onClose: @Sendable (Connection) -> Void
+    private var idleTimer: DispatchSourceTimer?
+
+    init(
+        id: UInt64, fd: Int32, peer: PeerCredentials?, limits: ServerLimits,
+        dispatcher: RPCDispatcher, logger: Logger, onClose: @escaping @Sendable (Connection) -> Void
+    ) {
+        self.id = id
+        self.fd = fd
+        self.peer = peer
+        self.limits = limits
+        self.dispatcher = dispatcher
+        self.logger = logger
+        self.onClose = onClose
+        self.framer = LineFramer(maxLineLength: limits.maxLineLength)
+        queue = DispatchQueue(label: "volumed.conn.\(id)")
+        writeQueue = DispatchQueue(label: "volumed.conn.\(id).write")
+    }
+
+    func start() {
+        queue.async { [self] in
+            precondition(state == .created)
+            state = .running
+            let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+            source.setEventHandler { [self] in readAvailable() }
+            source.setCancelHandler { [self] in
+                // Close only after queued replies were written (or failed).
+                writeQueue.async { [self] in
+                    Glibc.close(fd)
+                    onClose(self)
+                }
+            }
+            readSource = source
+            source.resume()
+            armIdleTimer()
+        }
+    }
+
+    /// Sends one error line and closes, as for a refused peer.
+    func refuse(_ error: RPCError) {
+        queue.async { [self] in
+            state = .running
+            send(RPCDispatcher.encode(RPCResponse(id: .null, error: error).json))
+            close()
+        }
+    }
+
+    /// Stops reading new data once what is already buffered in the socket is
+    /// read, answers everything received, then closes.
+    func drain() {
+        queue.async { [self] in
+            guard state == .running else { return }
+            state = .draining
+            idleTimer?.cancel()
+            // Take in what the peer already sent; the socket is non-blocking.
+            while state == .draining, readOnce() {}
+            closeIfDrained()
+        }
+    }
+
+    private func armIdleTimer() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard limits.idleTimeout > 0 else { return }
+        idleTimer?.cancel()
+        let t = DispatchSource.makeTimerSource(queue: queue)
+        t.schedule(deadline: .now() + limits.idleTimeout)
+        t.setEventHandler { [self] in
+            if inFlight == 0, state == .running {
+                logger.debug("connection \(id) idle, closing")
+                close()
+            } else {
+                armIdleTimer()
+            }
+        }
+        idleTimer = t
+        t.resume()
+    }
+
+    private func readAvailable() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard state == .running else { return }
+        _ = readOnce()
+        if state == .running { armIdleTimer() }
+    }
+
+    /// Reads one chunk and handles its lines. Returns false when nothing more can be read now.
+    private func readOnce() -> Bool {
+        dispatchPrecondition(condition: .onQueue(queue))
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { return true }
+            if errno == EAGAIN || errno == EWOULDBLOCK { return false }
+            close()
+            return false
+        }
+        if n == 0 {
+            // The peer half-closed: answer what it sent, then close.
+            peerClosedInput = true
+            if let rest = framer.finish() { process(line: rest) }
+            suspendReading()
+            closeIfDrained()
+            return false
+        }
+        for event in framer.feed(buffer[0..<n]) {
+            switch event {
+            case .line(let line):
+                process(line: line)
+            case .tooLong:
+                logger.notice("connection \(id): line longer than \(limits.maxLineLength) bytes, closing")
+                send(RPCDispatcher.encode(RPCResponse(
+                    id: .null,
+                    error: RPCError(code: .limitExceeded, message: "line exceeds \(limits.maxLineLength) bytes")).json))
+                close()
+                return false
+            }
+        }
+        return true
+    }
+
+    private func process(line: [UInt8]) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }  // blank keep-alive lines
+        inFlight += 1
+        if inFlight >= limits.maxInFlightPerConnection { suspendReading() }
+        let context = RequestContext(peer: peer, connectionID: id)
+        dispatcher.handle(line: line, context: context) { [self] reply in
+            if let reply { send(reply) }
+            queue.async { [self] in requestFinished() }
+        }
+    }
+
+    private func requestFinished() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        inFlight -= 1
+        if state == .running, !peerClosedInput, inFlight < limits.maxInFlightPerConnection { resumeReading() }
+        closeIfDrained()
+    }
+
+    private func closeIfDrained() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        if (state == .draining || peerClosedInput), inFlight == 0 { close() }
+    }
+
+    private func suspendReading() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        if !readSuspended, let s = readSource {
+            s.suspend()
+            readSuspended = true
+        }
+    }
+
+    private func resumeReading() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        if readSuspended, let s = readSource {
+            readSuspended = false
+            s.resume()
+        }
+    }
+
+    /// Queues bytes for the peer. A peer that does not read within the
+    /// slow-writer timeout is disconnected.
+    private func send(_ bytes: [UInt8]) {
+        writeQueue.async { [self] in
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+                if n > 0 {
+                    offset += n
+                    continue
+                }
+                if n < 0, errno == EINTR { continue }
+                if n < 0, errno == EAGAIN || errno == EWOULDBLOCK {
+                    var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    let ms = Int32(limits.slowWriterTimeout * 1000)
+                    if poll(&p, 1, ms) > 0 { continue }
+                    logger.notice("connection \(id): peer does not read its replies, closing")
+                }
+                queue.async { [self] in close() }
+                return
+            }
+        }
+    }
+
+    func close() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard state != .closed else { return }
+        state = .closed
+        idleTimer?.cancel()
+        if let s = readSource {
+            resumeReading()  // a suspended source must be resumed before it can be cancelled
+            s.cancel()
+        } else {
+            writeQueue.async { [self] in
+                Glibc.close(fd)
+                onClose(self)
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Dispatch
+import Synchronization
+import JSONValue
+import Logging
+import VolumeProtocol
+
+/// One served method.
+public struct MethodHandler: Sendable {
+    public let name: String
+    /// Mutating calls are logged with the peer's identity.
+    public let mutating: Bool
+    public let run: @Sendable (Params, RequestContext) throws -> JSONValue
+
+    public init(_ name: String, mutating: Bool = false, run: @escaping @Sendable (Params, RequestContext) throws -> JSONValue) {
+        self.name = name
+        self.mutating = mutating
+        self.run = run
+    }
+}
+
+/// Applies JSON-RPC 2.0 to one received line: parse, batch, notification and
+/// id rules, then runs the method on the work queue and hands back the reply bytes.
+public final class RPCDispatcher: Sendable {
+    public let methods: [String: MethodHandler]
+    let workQueue: DispatchQueue
+    let logger: Logger
+
+    public init(methods: [MethodHandler], logger: Logger) {
+        self.methods = Dictionary(methods.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
+        // A user-made concurrent queue may grow threads while engine calls block on the cluster.
+        self.workQueue = DispatchQueue(label: "volumed.work", attributes: .concurrent)
+        self.logger = logger
+    }
+
+    /// Handles one line; `reply` is called once, with nil when nothing is to be sent.
+    public func handle(line: [UInt8], context: RequestContext, reply: @escaping @Sendable ([UInt8]?) -> Void) {
+        let document: JSONValue
+        do {
+            document = try JSONValue.parse(line)
+        } catch {
+            reply(Self.encode(RPCResponse(id: .null, error: RPCError(code: .parseError, message: "parse error: \(error)")).json))
+            return
+        }
+        switch document {
+        case .array(let items):
+            guard !items.isEmpty else {
+                reply(Self.encode(RPCResponse(id: .null, error: RPCError(code: .invalidRequest, message: "empty batch")).json))
+                return
+            }
+            handleBatch(items, context: context, reply: reply)
+        default:
+            handleOne(document, context: context) { response in reply(response.map { Self.encode($0.json) }) }
+        }
+    }
+
+    private func handleBatch(_ items: [JSONValue], context: RequestContext, reply: @escaping @Sendable ([UInt8]?) -> Void) {
+        let collector = BatchCollector(count: items.count) { responses in
+            reply(responses.isEmpty ? nil : Self.encode(.array(responses.map(\.json))))
+        }
+        for (i, item) in items.enumerated() {
+            handleOne(item, context: context) { collector.set(i, $0) }
+        }
+    }
+
+    private func handleOne(_ value: JSONValue, context: RequestContext, done: @escaping @Sendable (RPCResponse?) -> Void) {
+        let request: RPCRequest
+        switch RPCRequest.decode(value) {
+        case .failure(let f):
+            done(RPCResponse(id: f.id, error: f.error))
+            return
+        case .success(let r):
+            request = r
+        }
+        let respond: @Sendable (Result<JSONValue, RPCError>) -> Void = { outcome in
+            done(request.id.map { RPCResponse(id: $0, outcome: outcome) })
+        }
+        guard let method = methods[request.method] else {
+            respond(.failure(RPCError(code: .methodNotFound, message: "method not found: \(request.method)")))
+            return
+        }
+        let params: Params
+        do {
+            params = try Params(request.params)
+        } catch {
+            respond(.failure(error))
+            return
+        }
+        workQueue.async { [logger] in
+            if method.mutating {
+                let peer = context.peer.map { "uid=\($0.uid) pid=\($0.pid)" } ?? "unknown"
+                logger.info("call \(method.name) from \(peer)")
+            }
+            do {
+                respond(.success(try method.run(params, context)))
+            } catch {
+                let e = ErrorMapping.rpcError(error)
+                if e.code == .engineError { logger.notice("\(method.name) failed: \(e)") }
+                respond(.failure(e))
+            }
+        }
+    }
+
+    /// A reply line: compact JSON plus the newline that frames it.
+    static func encode(_ value: JSONValue) -> [UInt8] {
+        var out = value.serialized()
+        out.append(0x0A)
+        return out
+    }
+}
+
+/// Gathers a batch's responses in request order and reports once all are in.
+private final class BatchCollector: Sendable {
+    private struct State {
+        var slots: [RPCResponse?]
+        var remaining: Int
+    }
+    private let state: Mutex<State>
+    private let finish: @Sendable ([RPCResponse]) -> Void
+
+    init(count: Int, finish: @escaping @Sendable ([RPCResponse]) -> Void) {
+        state = Mutex(State(slots: Array(repeating: nil, count: count), remaining: count))
+        self.finish = finish
+    }
+
+    func set(_ index: Int, _ response: RPCResponse?) {
+        let complete: [RPCResponse]? = state.withLock { s in
+            s.slots[index] = response
+            s.remaining -= 1
+            return s.remaining == 0 ? s.slots.compactMap { $0 } : nil
+        }
+        if let complete { finish(complete) }
+    }
+}

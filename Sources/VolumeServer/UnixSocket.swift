@@ -1,0 +1,143 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A failed socket system call.
+public struct SocketError: Error, Sendable, CustomStringConvertible {
+    public let operation: String
+    public let path: String?
+    public let errno: Int32
+
+    public var description: String {
+        let what = path.map { "\(operation) \($0)" } ?? operation
+        return "\(what): \(String(cString: strerror(errno)))"
+    }
+}
+
+/// Runs a system call, retrying on EINTR; a negative result becomes a SocketError.
+@discardableResult
+func syscall<T: BinaryInteger>(_ operation: String, _ path: String? = nil, _ body: () -> T) throws(SocketError) -> T {
+    while true {
+        let r = body()
+        if r >= 0 { return r }
+        let e = errno
+        if e == EINTR { continue }
+        throw SocketError(operation: operation, path: path, errno: e)
+    }
+}
+
+/// The credentials of a connected peer (SO_PEERCRED).
+public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
+    public let pid: Int32
+    public let uid: UInt32
+    public let gid: UInt32
+    public var description: String { "pid=\(pid) uid=\(uid) gid=\(gid)" }
+}
+
+enum UnixSocket {
+    static func withAddress<T>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) throws(SocketError) -> T {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: addr.sun_path)
+        guard bytes.count < capacity else { throw SocketError(operation: "socket path too long", path: path, errno: ENAMETOOLONG) }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+    }
+
+    static func makeStreamSocket() throws(SocketError) -> Int32 {
+        #if canImport(Glibc)
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        #else
+        let type = SOCK_STREAM
+        #endif
+        return try syscall("socket") { socket(AF_UNIX, type, 0) }
+    }
+
+    /// Connects to `path`; blocking.
+    static func connect(path: String) throws(SocketError) -> Int32 {
+        let fd = try makeStreamSocket()
+        do throws(SocketError) {
+            let r = try withAddress(path) { a, l in Glibc.connect(fd, a, l) }
+            if r < 0 { throw SocketError(operation: "connect", path: path, errno: errno) }
+            return fd
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    /// Binds and listens on `path`. A socket file nobody answers on is stale
+    /// and removed; one a live server answers on is refused with EADDRINUSE.
+    static func listen(path: String, mode: mode_t, group: gid_t?, backlog: Int32 = 512) throws(SocketError) -> Int32 {
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else {
+                throw SocketError(operation: "refusing to replace non-socket", path: path, errno: EEXIST)
+            }
+            if let probe = try? connect(path: path) {
+                Glibc.close(probe)
+                throw SocketError(operation: "a live server already listens on", path: path, errno: EADDRINUSE)
+            }
+            try syscall("remove stale socket", path) { unlink(path) }
+        }
+        let fd = try makeStreamSocket()
+        do throws(SocketError) {
+            // Bind under a restrictive umask so the socket is never briefly world-accessible.
+            let old = umask(0o177)
+            let r = try withAddress(path) { a, l in bind(fd, a, l) }
+            let bindErrno = errno
+            umask(old)
+            if r < 0 { throw SocketError(operation: "bind", path: path, errno: bindErrno) }
+            if let group { try syscall("chown", path) { chown(path, uid_t.max, group) } }
+            try syscall("chmod", path) { chmod(path, mode) }
+            try syscall("listen", path) { Glibc.listen(fd, backlog) }
+            try setNonBlocking(fd)
+            return fd
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    static func setNonBlocking(_ fd: Int32) throws(SocketError) {
+        let flags = try syscall("fcntl") { fcntl(fd, F_GETFL) }
+        try syscall("fcntl") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+    }
+
+    static func peerCredentials(_ fd: Int32) -> PeerCredentials? {
+        #if os(Linux)
+        // struct ucred { pid_t pid; uid_t uid; gid_t gid; }: Glibc hides it behind _GNU_SOURCE.
+        var cred: (Int32, UInt32, UInt32) = (0, 0, 0)
+        var len = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 else { return nil }
+        return PeerCredentials(pid: cred.0, uid: cred.1, gid: cred.2)
+        #else
+        return nil
+        #endif
+    }
+
+    /// Accepts one pending peer as a non-blocking, close-on-exec socket; nil when none is pending.
+    static func acceptPeer(_ listenFD: Int32) throws(SocketError) -> Int32? {
+        while true {
+            let fd = accept(listenFD, nil, nil)
+            if fd >= 0 {
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                try setNonBlocking(fd)
+                return fd
+            }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return nil
+            default: throw SocketError(operation: "accept", path: nil, errno: errno)
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import Dispatch
+import Logging
+import Synchronization
+import VolumeProtocol
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Bounds that keep one client from hurting the others.
+public struct ServerLimits: Sendable {
+    public var maxLineLength = 16 * 1024 * 1024
+    public var maxConnections = 1024
+    public var maxInFlightPerConnection = 128
+    /// Seconds without a request before an idle connection is closed; 0 disables.
+    public var idleTimeout: Double = 600
+    /// Seconds a peer may leave its replies unread before it is disconnected.
+    public var slowWriterTimeout: Double = 30
+    public init() {}
+}
+
+/// Where to listen and whom to let in.
+public struct ServerConfiguration: Sendable {
+    public var socketPath: String
+    public var socketMode: mode_t = 0o660
+    /// The group that owns the socket file; the process's group when nil.
+    public var socketGroup: gid_t?
+    /// Peers allowed besides root and members of the socket's group.
+    public var allowedUIDs: Set<uid_t> = []
+    public var allowedGIDs: Set<gid_t> = []
+    public var limits = ServerLimits()
+    /// Seconds to finish received requests on shutdown.
+    public var drainTimeout: Double = 30
+
+    public init(socketPath: String) { self.socketPath = socketPath }
+}
+
+/// The listening half: accepts peers, checks their credentials, tracks
+/// connections, and drains them on shutdown.
+public final class VolumeServer: @unchecked Sendable {  // all state is in `state` or immutable
+    private struct State {
+        var connections: [UInt64: Connection] = [:]
+        var nextID: UInt64 = 1
+        var accepting = true
+        var drained: (@Sendable () -> Void)?
+    }
+
+    public let config: ServerConfiguration
+    private let dispatcher: RPCDispatcher
+    private let logger: Logger
+    private let listenFD: Int32
+    /// True when systemd passed the socket; then the file is systemd's to remove.
+    private let socketActivated: Bool
+    private let acceptQueue = DispatchQueue(label: "volumed.accept")
+    private let acceptSource: DispatchSourceRead
+    private let state = Mutex(State())
+    private let effectiveGroup: gid_t
+
+    /// Binds the socket (or adopts a systemd-passed one) and starts accepting.
+    public init(config: ServerConfiguration, dispatcher: RPCDispatcher, logger: Logger) throws(SocketError) {
+        self.config = config
+        self.dispatcher = dispatcher
+        self.logger = logger
+        if let fd = SocketActivation.listenFD() {
+            listenFD = fd
+            socketActivated = true
+            try UnixSocket.setNonBlocking(fd)
+        } else {
+            listenFD = try UnixSocket.listen(path: config.socketPath, mode: config.socketMode, group: config.socketGroup)
+            socketActivated = false
+        }
+        effectiveGroup = config.socketGroup ?? getegid()
+        acceptSource = DispatchSource.makeReadSource(fileDescriptor: listenFD, queue: acceptQueue)
+        acceptSource.setEventHandler { [self] in acceptPending() }
+        acceptSource.resume()
+    }
+
+    public var connectionCount: Int { state.withLock { $0.connections.count } }
+
+    private func acceptPending() {
+        while true {
+            do {
+                guard let fd = try UnixSocket.acceptPeer(listenFD) else { return }
+                admit(fd)
+            } catch {
+                logger.warning("\(error)")
+                return
+            }
+        }
+    }
+
+    private func admit(_ fd: Int32) {
+        let peer = UnixSocket.peerCredentials(fd)
+        let decision: (Connection, RPCError?)? = state.withLock { s in
+            guard s.accepting else { return nil }
+            let id = s.nextID
+            s.nextID += 1
+            let conn = Connection(
+                id: id, fd: fd, peer: peer, limits: config.limits, dispatcher: dispatcher, logger: logger,
+                onClose: { [weak self] c in self?.connectionClosed(c) })
+            if !isAllowed(peer) {
+                return (conn, RPCError(code: .accessDenied, message: "access denied for \(peer.map { "uid \($0.uid)" } ?? "unknown peer")"))
+            }
+            if s.connections.count >= config.limits.maxConnections {
+                return (conn, RPCError(code: .limitExceeded, message: "too many connections"))
+            }
+            s.connections[id] = conn
+            return (conn, nil)
+        }
+        guard let (conn, refusal) = decision else {
+            Glibc.close(fd)
+            return
+        }
+        if let refusal {
+            logger.notice("refusing connection from \(peer?.description ?? "unknown peer"): \(refusal.message)")
+            conn.refuse(refusal)
+        } else {
+            conn.start()
+        }
+    }
+
+    /// Root, the allowed uids and gids, and members of the socket's group get in.
+    func isAllowed(_ peer: PeerCredentials?) -> Bool {
+        guard let peer else { return false }
+        if peer.uid == 0 || config.allowedUIDs.contains(peer.uid) { return true }
+        if peer.gid == effectiveGroup || config.allowedGIDs.contains(peer.gid) { return true }
+        return false
+    }
+
+    private func connectionClosed(_ c: Connection) {
+        let drained: (@Sendable () -> Void)? = state.withLock { s in
+            s.connections[c.id] = nil
+            if !s.accepting, s.connections.isEmpty, let d = s.drained {
+                s.drained = nil
+                return d
+            }
+            return nil
+        }
+        drained?()
+    }
+
+    /// Stops accepting, answers every request already received, and closes
+    /// every connection; gives up waiting after the drain timeout.
+    public func shutdown() {
+        let done = DispatchSemaphore(value: 0)
+        let connections: [Connection] = state.withLock { s in
+            s.accepting = false
+            s.drained = { done.signal() }
+            return Array(s.connections.values)
+        }
+        acceptSource.cancel()
+        acceptQueue.sync {}
+        Glibc.close(listenFD)
+        if !socketActivated { unlink(config.socketPath) }
+        if connections.isEmpty {
+            return
+        }
+        for c in connections { c.drain() }
+        if done.wait(timeout: .now() + config.drainTimeout) == .timedOut {
+            logger.warning("drain deadline passed with \(connectionCount) connections open")
+        }
+    }
+}
