@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "VolumeProtocolTests", dependencies: ["VolumeProtocol", "JSONValue"]),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["VolumeClient", "VolumeProtocol", "TestSupport", "JSONValue"]
+            dependencies: ["VolumeClient", "VolumeProtocol", "TestSupport", "JSONValue", "cephfs-volumed", "rpc-cli"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -37,6 +37,11 @@ public struct DirectoryEntry: Sendable, Equatable {
     public enum Kind: Sendable, Equatable { case directory, file, symlink, other }
     public let name: String
     public let kind: Kind
+
+    public init(name: String, kind: Kind) {
+        self.name = name
+        self.kind = kind
+    }
 }
 
 /// A CephFS client session sharing a `RadosCluster`'s connection.
@@ -50,10 +55,13 @@ public final class CephFSMount: @unchecked Sendable {
     private let cmount: OpaquePointer
     private let guard_ = LifecycleGuard()
 
-    /// Creates and initialises a client without mounting it. `config` is
-    /// applied first (for example `client_metadata`), so MDS commands such as
-    /// a pre-mount eviction can run before `mount`.
-    public init(cluster: RadosCluster, config: [(String, String)] = []) throws(CephError) {
+    /// Creates and initialises a client without mounting it, so MDS commands
+    /// such as a pre-mount eviction can run before `mount`.
+    ///
+    /// The client shares the cluster handle's configuration, which is frozen
+    /// once it is connected: set `client_metadata` and the like in
+    /// `ClusterOptions.extraConfig`.
+    public init(cluster: RadosCluster) throws(CephError) {
         self.cluster = cluster
         cmount = try cluster.use("ceph_create_from_rados") { h throws(CephError) in
             var m: OpaquePointer?
@@ -61,13 +69,10 @@ public final class CephFSMount: @unchecked Sendable {
             return m!
         }
         do throws(CephError) {
-            let settings = [("client_mount_timeout", String(cluster.options.mountTimeout))] + config
-            for (key, value) in settings {
-                try check(vd_conf_set(cmount, key, value), "ceph_conf_set", key)
-            }
             try check(vd_init(cmount), "ceph_init")
         } catch {
-            vd_release(cmount)
+            // All properties are set, so deinit runs too; close() makes that a no-op.
+            close()
             throw error
         }
     }

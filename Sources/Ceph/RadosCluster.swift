@@ -7,16 +7,17 @@ public struct ClusterOptions: Sendable {
     /// The cephx name without the `client.` prefix.
     public var id: String
     public var clusterName: String
-    /// Seconds before a mon command, an OSD op or a CephFS mount gives up.
-    public var monOpTimeout: Double
-    public var osdOpTimeout: Double
-    public var mountTimeout: Double
+    /// Whole seconds (Ceph's `secs` options) before a mon command, an OSD op
+    /// or a CephFS mount gives up.
+    public var monOpTimeout: Int
+    public var osdOpTimeout: Int
+    public var mountTimeout: Int
     /// Further configuration, applied after the conf file.
     public var extraConfig: [(String, String)]
 
     public init(
         confPath: String?, id: String, clusterName: String = "ceph",
-        monOpTimeout: Double = 15, osdOpTimeout: Double = 15, mountTimeout: Double = 15,
+        monOpTimeout: Int = 15, osdOpTimeout: Int = 15, mountTimeout: Int = 15,
         extraConfig: [(String, String)] = []
     ) {
         self.confPath = confPath

@@ -20,9 +20,11 @@ public final class VolumeEngine: Sendable {
 
     /// Connects to the cluster and mounts the file system.
     public static func connect(_ config: EngineConfiguration, logger: Logger) throws(CephError) -> VolumeEngine {
-        let cluster = try RadosCluster(config.cluster)
+        var options = config.cluster
+        options.extraConfig.append(("client_metadata", "volumed_instance=\(config.instanceName)"))
+        let cluster = try RadosCluster(options)
         do throws(CephError) {
-            let fs = try CephFSMount(cluster: cluster, config: [("client_metadata", "volumed_instance=\(config.instanceName)")])
+            let fs = try CephFSMount(cluster: cluster)
             do throws(CephError) {
                 try fs.mount(fsName: config.fsName)
             } catch {

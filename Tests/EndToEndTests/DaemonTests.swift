@@ -1,0 +1,146 @@
+import Foundation
+import JSONValue
+import Testing
+import TestSupport
+import VolumeClient
+import VolumeProtocol
+
+@Suite("cephfs-volumed daemon", .serialized, .enabled(if: TestCluster.isAvailable, "needs the dev cluster"))
+struct DaemonTests {
+    /// The mons' addresses as the cluster reports them, for comparison.
+    func expectedMonAddrs() throws -> [String] {
+        let c = try TestCluster.connect()
+        defer { c.shutdown() }
+        let mons = try #require(try c.monJSON(["prefix": "mon dump"])?["mons"]?.arrayValue)
+        return mons.compactMap { $0["addr"]?.stringValue?.components(separatedBy: "/").first }
+    }
+
+    @Test func answersPingAndMonAddrsOverItsSocket() throws {
+        let daemon = try DaemonProcess()
+        let client = try LineClient(path: daemon.socketPath)
+        let pong = try JSONValue.parse(try client.request(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#))
+        #expect(pong == ["jsonrpc": "2.0", "id": 1, "result": "pong"])
+
+        let reply = try JSONValue.parse(try client.request(#"{"jsonrpc":"2.0","id":"m","method":"get_mon_addrs"}"#))
+        #expect(reply["id"] == "m")
+        let result = try #require(reply["result"]?.arrayValue)
+        let addrs = result.compactMap(\.stringValue)
+        #expect(addrs == (try expectedMonAddrs()))
+        #expect(addrs.allSatisfy { $0.hasPrefix("127.0.0.1:") && !$0.contains("/") })
+        #expect(daemon.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: daemon.socketPath), "socket file is removed on exit")
+    }
+
+    @Test func swiftClientLibraryCalls() async throws {
+        let daemon = try DaemonProcess()
+        let client = VolumeClient(socketPath: daemon.socketPath, callTimeout: 30)
+        #expect(try await client.ping() == "pong")
+        #expect(try await client.getMonAddrs() == (try expectedMonAddrs()))
+        do {
+            _ = try await client.call("no_such_method")
+            Issue.record("expected method not found")
+        } catch let e as RPCError {
+            #expect(e.code == .methodNotFound)
+        }
+    }
+
+    @Test func rpcCLIRunsAsAProcess() throws {
+        let daemon = try DaemonProcess()
+        let cli = BuiltProducts.path("rpc-cli")
+        let ping = try runProcess(cli, ["ping", "--socket", daemon.socketPath])
+        #expect(ping.status == 0)
+        #expect(ping.stdout == "pong\n")
+
+        let mons = try runProcess(cli, ["call", "--socket", daemon.socketPath, "get_mon_addrs"])
+        #expect(mons.status == 0, "\(mons.stderr)")
+        let parsed = try JSONValue.parse(mons.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(parsed.arrayValue?.compactMap(\.stringValue) == (try expectedMonAddrs()))
+
+        let withParams = try runProcess(cli, ["call", "--socket", daemon.socketPath, "ping", "{}"])
+        #expect(withParams.stdout == "\"pong\"\n")
+
+        let unknown = try runProcess(cli, ["call", "--socket", daemon.socketPath, "nope"])
+        #expect(unknown.status != 0)
+        #expect(unknown.stderr.contains("method not found"))
+
+        let badJSON = try runProcess(cli, ["call", "--socket", daemon.socketPath, "ping", "{oops"])
+        #expect(badJSON.status != 0)
+
+        let noDaemon = try runProcess(cli, ["ping", "--socket", daemon.socketPath + ".absent"])
+        #expect(noDaemon.status != 0)
+        #expect(noDaemon.stderr.contains("cannot connect"))
+    }
+
+    @Test func refusesASocketHeldByALiveServer() throws {
+        let daemon = try DaemonProcess()
+        let second = try runProcess(
+            BuiltProducts.path("cephfs-volumed"), DaemonProcess.standardArguments(socket: daemon.socketPath), timeout: 60)
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("already listens"), "\(second.stderr)")
+        // The first daemon is unharmed.
+        let client = try LineClient(path: daemon.socketPath)
+        #expect(try client.request(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).contains("pong"))
+    }
+
+    @Test func removesAStaleSocketFile() throws {
+        let dir = NSTemporaryDirectory() + "volumed-stale-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/s.sock"
+        // Leave a socket file behind that nobody listens on, as a crashed daemon does.
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: Array(path.utf8))
+            raw[path.utf8.count] = 0
+        }
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        close(fd)
+        #expect(FileManager.default.fileExists(atPath: path))
+
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: BuiltProducts.path("cephfs-volumed"))
+        p.arguments = DaemonProcess.standardArguments(socket: path)
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { kill(p.processIdentifier, SIGTERM); p.waitUntilExit() }
+        let deadline = Date().addingTimeInterval(60)
+        var answered = false
+        while Date() < deadline, !answered {
+            answered = (try? LineClient(path: path).request(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#))?.contains("pong") ?? false
+            if !answered { usleep(50_000) }
+        }
+        #expect(answered)
+        let attrs = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attrs[.posixPermissions] as? Int) == 0o660)
+    }
+
+    @Test func exitsWithOneClearLineWhenTheClusterIsUnreachable() throws {
+        let dir = NSTemporaryDirectory() + "volumed-nocluster-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A conf pointing at a port where no mon listens.
+        let conf = dir + "/ceph.conf"
+        try "[global]\nmon host = 127.0.0.1:1\nauth client required = none\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        let start = Date()
+        let r = try runProcess(
+            BuiltProducts.path("cephfs-volumed"),
+            ["--socket", dir + "/s.sock", "--conf", conf, "--id", "volumed"], timeout: 90)
+        #expect(r.status != 0)
+        let errorLines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }
+        #expect(errorLines.count == 1, "\(r.stderr)")
+        #expect(errorLines.first?.contains("cannot reach the cluster") == true)
+        #expect(Date().timeIntervalSince(start) < 60)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/s.sock"))
+    }
+
+    @Test func unknownFlagsAreRefused() throws {
+        let r = try runProcess(BuiltProducts.path("cephfs-volumed"), ["--socket", "/tmp/x", "--bogus"])
+        #expect(r.status != 0)
+        let help = try runProcess(BuiltProducts.path("cephfs-volumed"), ["--help"])
+        for flag in ["--socket", "--conf", "--id", "--cluster", "--fs-name", "--volume-prefix", "--namespace-prefix"] {
+            #expect(help.stdout.contains(flag), "help lists \(flag)")
+        }
+    }
+}

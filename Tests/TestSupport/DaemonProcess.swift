@@ -1,0 +1,135 @@
+import Foundation
+
+/// Where `swift build` put the executables: `$VOLUMED_BIN_DIR`, else beside
+/// the test bundle, else the package's `.build/debug`.
+public enum BuiltProducts {
+    public static let directory: String = {
+        if let d = ProcessInfo.processInfo.environment["VOLUMED_BIN_DIR"] { return d }
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for dir in [beside, beside.deletingLastPathComponent()] where
+            FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("cephfs-volumed").path)
+        {
+            return dir.path
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug").path
+    }()
+
+    public static func path(_ name: String) -> String { directory + "/" + name }
+}
+
+/// The result of running a command to completion.
+public struct ProcessResult: Sendable {
+    public let status: Int32
+    public let stdout: String
+    public let stderr: String
+}
+
+/// Runs an executable to completion, with a time limit.
+public func runProcess(_ path: String, _ arguments: [String], timeout: TimeInterval = 60, environment: [String: String]? = nil) throws -> ProcessResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = arguments
+    if let environment { p.environment = environment }
+    let out = Pipe()
+    let err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    // Drain pipes concurrently so a chatty child cannot block on a full pipe.
+    nonisolated(unsafe) var outData = Data()
+    nonisolated(unsafe) var errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter()
+    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let deadline = Date().addingTimeInterval(timeout)
+    while p.isRunning, Date() < deadline { usleep(20_000) }
+    if p.isRunning {
+        kill(p.processIdentifier, SIGKILL)
+    }
+    p.waitUntilExit()
+    group.wait()
+    return ProcessResult(
+        status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// A `cephfs-volumed` started against the dev cluster on a private socket.
+public final class DaemonProcess: @unchecked Sendable {
+    public let socketPath: String
+    public let logPath: String
+    public let process: Process
+    private let workDir: String
+
+    /// The standard flags for the dev cluster plus `extraArguments`.
+    public static func standardArguments(socket: String) -> [String] {
+        let env = TestCluster.environment!
+        return ["--socket", socket, "--conf", env.confPath, "--id", env.serviceID, "--cluster", env.clusterName, "--fs-name", env.fsName]
+    }
+
+    public init(extraArguments: [String] = [], environment: [String: String] = [:], waitReady: Bool = true) throws {
+        workDir = NSTemporaryDirectory() + "volumed-test-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
+        socketPath = workDir + "/volumed.sock"
+        logPath = workDir + "/daemon.log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: BuiltProducts.path("cephfs-volumed"))
+        process.arguments = Self.standardArguments(socket: socketPath) + extraArguments
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { _, new in new }
+        process.environment = env
+        let log = FileHandle(forWritingAtPath: logPath)!
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        if waitReady { try waitUntilReady() }
+    }
+
+    /// Waits until the socket accepts a ping.
+    public func waitUntilReady(timeout: TimeInterval = 60) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if !process.isRunning {
+                throw DaemonError("daemon exited with \(process.terminationStatus): \(log())")
+            }
+            if let c = try? LineClient(path: socketPath),
+               let reply = try? c.request(#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#),
+               reply.contains("pong")
+            {
+                return
+            }
+            usleep(50_000)
+        }
+        throw DaemonError("daemon not ready after \(timeout) s: \(log())")
+    }
+
+    public func log() -> String {
+        (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    @discardableResult
+    public func stop(signal sig: Int32 = SIGTERM, timeout: TimeInterval = 30) -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, sig) }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(atPath: workDir)
+    }
+}
+
+public struct DaemonError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

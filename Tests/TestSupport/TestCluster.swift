@@ -1,0 +1,93 @@
+import Ceph
+import Foundation
+
+/// The dev cluster the tests run against (packaging/dev-cluster), found
+/// through the env file it writes: `$CEPH_DEV_ENV`, or `$CEPH_DEV_DIR/env`,
+/// or `/tmp/cephfs-volumed-dev/env`.
+public enum TestCluster {
+    public struct Environment: Sendable {
+        public let values: [String: String]
+        public var confPath: String { values["CEPH_CONF"]! }
+        public var serviceID: String { values["CEPH_ID"] ?? "volumed" }
+        public var clusterName: String { values["CEPH_CLUSTER"] ?? "ceph" }
+        public var fsName: String { values["CEPH_FS_NAME"] ?? "cephfs" }
+        public var directory: String { values["CEPH_DEV_DIR"] ?? (confPath as NSString).deletingLastPathComponent }
+    }
+
+    public static let environment: Environment? = loadEnvironment()
+
+    /// Why the cluster cannot be used, or nil when it can.
+    public static let unavailableReason: String? = {
+        guard let env = environment else {
+            return "no dev cluster env file found (run packaging/dev-cluster/dev-cluster up, or the README's test command)"
+        }
+        do {
+            let c = try RadosCluster(options(env: env))
+            c.shutdown()
+            return nil
+        } catch {
+            return "dev cluster at \(env.confPath) does not answer: \(error)"
+        }
+    }()
+
+    public static var isAvailable: Bool {
+        if let reason = unavailableReason {
+            FileHandle.standardError.write(Data("\n*** SKIPPING CLUSTER TESTS: \(reason) ***\n\n".utf8))
+            return false
+        }
+        return true
+    }
+
+    /// CI must never skip: there, a missing cluster is a failure.
+    public static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    public static func options(env: Environment? = environment, id: String? = nil) -> ClusterOptions {
+        let env = env!
+        return ClusterOptions(
+            confPath: env.confPath, id: id ?? env.serviceID, clusterName: env.clusterName,
+            monOpTimeout: 20, osdOpTimeout: 20, mountTimeout: 20)
+    }
+
+    public static func connect(id: String? = nil) throws -> RadosCluster {
+        try RadosCluster(options(id: id))
+    }
+
+    /// A mounted CephFS client on the dev file system.
+    public static func mount(cluster: RadosCluster? = nil) throws -> CephFSMount {
+        let c = try cluster ?? connect()
+        let m = try CephFSMount(cluster: c)
+        try m.mount(fsName: environment!.fsName)
+        return m
+    }
+
+    /// A name no other test run uses.
+    public static func uniqueName(_ prefix: String) -> String {
+        "\(prefix)-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    private static func loadEnvironment() -> Environment? {
+        let env = ProcessInfo.processInfo.environment
+        let candidates = [
+            env["CEPH_DEV_ENV"],
+            env["CEPH_DEV_DIR"].map { $0 + "/env" },
+            "/tmp/cephfs-volumed-dev/env",
+        ].compactMap { $0 }
+        for path in candidates {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+            var values: [String: String] = [:]
+            for raw in text.split(separator: "\n") {
+                var line = raw.trimmingCharacters(in: .whitespaces)
+                if line.hasPrefix("#") || line.isEmpty { continue }
+                if line.hasPrefix("export ") { line.removeFirst(7) }
+                guard let eq = line.firstIndex(of: "=") else { continue }
+                var value = String(line[line.index(after: eq)...])
+                if value.count >= 2, let f = value.first, f == "\"" || f == "'", value.last == f {
+                    value = String(value.dropFirst().dropLast())
+                }
+                values[String(line[..<eq])] = value
+            }
+            if values["CEPH_CONF"] != nil { return Environment(values: values) }
+        }
+        return nil
+    }
+}
