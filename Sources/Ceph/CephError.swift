@@ -34,3 +34,15 @@ func check<I: SignedInteger>(_ result: I, _ operation: String, _ target: String?
     }
     return result
 }
+
+/// Runs `body`, treating a failure with errno `ignored` as success, as in
+/// "remove it unless it is already gone".
+@discardableResult
+public func ignoring<T>(_ ignored: Errno, _ body: () throws(CephError) -> T) throws(CephError) -> T? {
+    do {
+        return try body()
+    } catch {
+        if error.errno == ignored { return nil }
+        throw error
+    }
+}

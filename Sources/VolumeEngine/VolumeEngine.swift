@@ -10,12 +10,16 @@ public final class VolumeEngine: Sendable {
     public let cluster: RadosCluster
     public let fs: CephFSMount
     let logger: Logger
+    let layout: Layout
+    let store: MetadataStore
 
     init(config: EngineConfiguration, cluster: RadosCluster, fs: CephFSMount, logger: Logger) {
         self.config = config
         self.cluster = cluster
         self.fs = fs
         self.logger = logger
+        layout = Layout(prefix: config.volumePrefix, namespacePrefix: config.namespacePrefix)
+        store = MetadataStore(fs: fs)
     }
 
     /// Connects to the cluster and mounts the file system.

@@ -23,3 +23,15 @@ public struct VolumeError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { "\(kind.rawValue): \(message)" }
 }
+
+extension VolumeError {
+    /// A Ceph failure seen by the engine, typed as the server maps raw Ceph errors.
+    init(cephError e: CephError) {
+        let kind: Kind = switch e.errno {
+        case .ETIMEDOUT: .clusterTimeout
+        case .ENOENT: .objectNotFound
+        default: .clusterError
+        }
+        self.init(kind, e.description, errno: e.errno)
+    }
+}

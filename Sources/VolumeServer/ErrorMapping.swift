@@ -8,6 +8,8 @@ enum ErrorMapping {
         switch error {
         case let e as RPCError:
             return e
+        case let e as InvalidIdentifier:
+            return .invalidParams(e.description)
         case let e as VolumeError:
             return .engine(EngineErrorType(rawValue: e.kind.rawValue) ?? .internal, e.message, errno: e.errno?.rawValue, errnoName: e.errno?.name)
         case let e as CephError:

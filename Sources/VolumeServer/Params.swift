@@ -29,17 +29,29 @@ public struct Params: Sendable {
         return v
     }
 
-    public func string(_ name: String) throws(RPCError) -> String {
-        guard let v = members[name] else { throw .invalidParams("missing parameter '\(name)'") }
-        guard let s = v.stringValue else { throw .invalidParams("parameter '\(name)' must be a string, not \(v.typeName)") }
+    /// `field` is the name used in errors, for members of nested objects.
+    public func string(_ name: String, field: String? = nil) throws(RPCError) -> String {
+        guard let v = members[name] else { throw .invalidParams("missing parameter '\(field ?? name)'") }
+        guard let s = v.stringValue else { throw .invalidParams("parameter '\(field ?? name)' must be a string, not \(v.typeName)") }
         return s
     }
 
-    public func optionalString(_ name: String) throws(RPCError) -> String? {
+    public func optionalString(_ name: String, field: String? = nil) throws(RPCError) -> String? {
         guard let v = present(name) else { return nil }
-        guard let s = v.stringValue else { throw .invalidParams("parameter '\(name)' must be a string or null, not \(v.typeName)") }
+        guard let s = v.stringValue else { throw .invalidParams("parameter '\(field ?? name)' must be a string or null, not \(v.typeName)") }
         return s
     }
+
+    /// A number of seconds (integer or fractional), nil when absent or null.
+    public func optionalSeconds(_ name: String) throws(RPCError) -> Double? {
+        guard let v = present(name) else { return nil }
+        guard case .number(let n) = v, let d = n.doubleValue, d.isFinite, d >= 0, d <= 86_400 else {
+            throw .invalidParams("parameter '\(name)' must be a number of seconds between 0 and 86400")
+        }
+        return d
+    }
+
+    public var isEmpty: Bool { members.isEmpty }
 
     public func bool(_ name: String, default def: Bool) throws(RPCError) -> Bool {
         guard let v = present(name) else { return def }

@@ -4,17 +4,29 @@ import JSONValue
 import Logging
 import VolumeProtocol
 
-/// One served method.
+/// A decoded, validated call, ready to run once its keys are free.
+public struct PreparedCall: Sendable {
+    /// Serialisation keys; empty for calls that need none.
+    public let keys: [String]
+    public let execute: @Sendable () throws -> JSONValue
+
+    public init(keys: [String] = [], execute: @escaping @Sendable () throws -> JSONValue) {
+        self.keys = keys
+        self.execute = execute
+    }
+}
+
+/// One served method: decodes and validates params into a prepared call.
 public struct MethodHandler: Sendable {
     public let name: String
     /// Mutating calls are logged with the peer's identity.
     public let mutating: Bool
-    public let run: @Sendable (Params, RequestContext) throws -> JSONValue
+    public let prepare: @Sendable (Params) throws -> PreparedCall
 
-    public init(_ name: String, mutating: Bool = false, run: @escaping @Sendable (Params, RequestContext) throws -> JSONValue) {
+    public init(_ name: String, mutating: Bool = false, prepare: @escaping @Sendable (Params) throws -> PreparedCall) {
         self.name = name
         self.mutating = mutating
-        self.run = run
+        self.prepare = prepare
     }
 }
 
@@ -23,12 +35,14 @@ public struct MethodHandler: Sendable {
 public final class RPCDispatcher: Sendable {
     public let methods: [String: MethodHandler]
     let workQueue: DispatchQueue
+    let serializer: KeyedSerializer
     let logger: Logger
 
     public init(methods: [MethodHandler], logger: Logger) {
         self.methods = Dictionary(methods.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
         // A user-made concurrent queue may grow threads while engine calls block on the cluster.
-        self.workQueue = DispatchQueue(label: "volumed.work", attributes: .concurrent)
+        workQueue = DispatchQueue(label: "volumed.work", attributes: .concurrent)
+        serializer = KeyedSerializer(queue: workQueue)
         self.logger = logger
     }
 
@@ -78,20 +92,20 @@ public final class RPCDispatcher: Sendable {
             respond(.failure(RPCError(code: .methodNotFound, message: "method not found: \(request.method)")))
             return
         }
-        let params: Params
+        let call: PreparedCall
         do {
-            params = try Params(request.params)
+            call = try method.prepare(try Params(request.params))
         } catch {
-            respond(.failure(error))
+            respond(.failure(ErrorMapping.rpcError(error)))
             return
         }
-        workQueue.async { [logger] in
-            if method.mutating {
-                let peer = context.peer.map { "uid=\($0.uid) pid=\($0.pid)" } ?? "unknown"
-                logger.info("call \(method.name) from \(peer)")
-            }
+        if method.mutating {
+            let peer = context.peer.map { "uid=\($0.uid) pid=\($0.pid)" } ?? "unknown peer"
+            logger.info("\(method.name) from \(peer) keys=\(call.keys)")
+        }
+        serializer.submit(keys: call.keys) { [logger] in
             do {
-                respond(.success(try method.run(params, context)))
+                respond(.success(try call.execute()))
             } catch {
                 let e = ErrorMapping.rpcError(error)
                 if e.code == .engineError { logger.notice("\(method.name) failed: \(e)") }

@@ -1,0 +1,124 @@
+import Ceph
+import JSONValue
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An exclusive lock on one metadata file, held through CephFS `flock`, so it
+/// excludes every process sharing the cluster, including the Python client,
+/// which locks the same files the same way. Reads and writes go through the
+/// locked descriptor, so the file is opened once per lock.
+final class MetadataLock {
+    let path: String
+    let file: CephFile
+    private let owner: UInt64
+    /// The file's size as last read or written; writes never make it smaller.
+    var size: UInt64
+    private var released = false
+
+    fileprivate init(path: String, file: CephFile, owner: UInt64, size: UInt64) {
+        self.path = path
+        self.file = file
+        self.owner = owner
+        self.size = size
+    }
+
+    deinit { release() }
+
+    func release() {
+        guard !released else { return }
+        released = true
+        try? file.flock(.unlock, owner: owner)
+        file.close()
+    }
+}
+
+/// Reads, writes and locks JSON metadata files.
+///
+/// Crash safety of writes. The Python client truncates and then writes, so a
+/// crash in between leaves an empty file, which its recovery then deletes.
+/// Here a write never truncates: the new JSON overwrites the old bytes in
+/// place and is padded with spaces (JSON whitespace) to at least the old size,
+/// rounded up to a 4 KiB block, then fsynced. The file is far smaller than a
+/// RADOS object, so the data reaches the OSD as one write to one object, which
+/// RADOS applies atomically: a crash leaves the old text or the new one, never
+/// a mix and never an empty file. The size rarely changes (only when the text
+/// outgrows its block), and when it does, the MDS recovers a crashed writer's
+/// size by probing the object.
+///
+/// Why not write a temporary file and rename it over the old one? Mutual
+/// exclusion needs every locker to lock the same inode. After a rename, a
+/// newcomer locks the new inode while the previous holder still holds the
+/// old one, and both run at once. Overwriting in place keeps one inode for
+/// the life of the file, so the flock, and the peer's inode re-check after
+/// locking, keep working for every process.
+struct MetadataStore: Sendable {
+    let fs: CephFSMount
+
+    static let block: UInt64 = 4096
+    static let fileMode: UInt32 = 0o755  // as the Python client creates them
+
+    /// Locks `path`, creating the file when `create` is true. Returns nil when
+    /// `create` is false and the file does not exist.
+    func lock(_ path: String, create: Bool = true) throws(CephError) -> MetadataLock? {
+        // A fresh owner per lock: two holders in this process exclude each other
+        // at the MDS too, not only through the in-process serializer.
+        let owner = UInt64.random(in: 1...UInt64.max)
+        while true {
+            let opened = try ignoring(create ? Errno(rawValue: 0) : .ENOENT) { () throws(CephError) in
+                try fs.open(path, flags: create ? (O_CREAT | O_RDWR) : O_RDWR, mode: Self.fileMode)
+            }
+            guard let file = opened else { return nil }
+            do throws(CephError) {
+                try file.flock(.exclusive, owner: owner)
+                // The file may have been unlinked (by us or a peer) before the lock
+                // was granted; then the lock protects nothing, so start again.
+                let current = try fs.statIfExists(path)
+                let locked = try file.stat()
+                if let current, current.inode == locked.inode {
+                    return MetadataLock(path: path, file: file, owner: owner, size: locked.size)
+                }
+                try? file.flock(.unlock, owner: owner)
+                file.close()
+                if current == nil && !create { return nil }
+            } catch {
+                file.close()
+                throw error
+            }
+        }
+    }
+
+    /// The file's JSON object, or nil when it is empty (just created by a lock).
+    func read(_ lock: MetadataLock) throws(VolumeError) -> [String: JSONValue]? {
+        let bytes: [UInt8]
+        do {
+            bytes = try lock.file.readAll(chunk: 64 * 1024)
+        } catch {
+            throw VolumeError(cephError: error)
+        }
+        lock.size = UInt64(bytes.count)
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D || $0 == 0 }) { return nil }
+        guard let value = try? JSONValue.parse(bytes), let object = value.objectValue else {
+            throw VolumeError(.volumeClientError, "metadata file \(lock.path) is not a JSON object", errno: .EINVAL)
+        }
+        return object
+    }
+
+    /// Replaces the file's content with `object`, as described above.
+    func write(_ lock: MetadataLock, _ object: [String: JSONValue]) throws(CephError) {
+        var bytes = JSONValue.object(object).serialized()
+        bytes.append(0x0A)
+        let length = UInt64(bytes.count)
+        let target = max(lock.size, (length + Self.block - 1) / Self.block * Self.block)
+        bytes.append(contentsOf: repeatElement(0x20, count: Int(target - length)))
+        try lock.file.write(bytes, offset: 0)
+        try lock.file.fsync()
+        lock.size = target
+    }
+
+    /// Removes the file while its lock is held; waiters then retry on a new file.
+    func unlink(_ lock: MetadataLock) throws(CephError) {
+        try ignoring(.ENOENT) { () throws(CephError) in try fs.unlink(lock.path) }
+    }
+}

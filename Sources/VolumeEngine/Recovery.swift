@@ -1,0 +1,65 @@
+import Ceph
+
+extension VolumeEngine {
+    /// Finishes or undoes every interrupted authorize and deauthorize, using
+    /// the dirty flags. Locks are taken auth first, then volume, so a volume
+    /// entry is never dirty unless its auth entry is dirty too:
+    /// - what the volume metadata has, the auth metadata has;
+    /// - what Ceph grants, the volume metadata has;
+    /// so replaying each dirty auth entry against its volume converges.
+    public func recover() throws {
+        guard let names = try ignoring(.ENOENT, { () throws(CephError) in try fs.listDirectory(layout.prefix) }) else {
+            return
+        }
+        for name in names {
+            guard let authID = Layout.authID(fromFileName: name.name),
+                (try? Identifier.validateAuthID(authID)) != nil
+            else { continue }
+            guard let lock = try store.lock(layout.authMetadataPath(authID), create: false) else { continue }
+            defer { lock.release() }
+            guard var meta = try readAuthMetadata(lock), !meta.subvolumes.isEmpty else {
+                try store.unlink(lock)
+                continue
+            }
+            if meta.dirty {
+                logger.info("recover: finishing interrupted update of auth ID \(authID)")
+                try recoverAuthMetadata(authID, &meta, lock)
+            }
+        }
+    }
+
+    /// Replays the dirty entries of one auth ID's metadata; called with its lock held.
+    func recoverAuthMetadata(_ authID: String, _ meta: inout AuthMetadata, _ authLock: MetadataLock) throws {
+        var existing: CephEntity?? = .none  // fetched once, when first needed
+        for (key, entry) in meta.subvolumes.sorted(by: { $0.key < $1.key }) where entry.dirty {
+            guard let volume = VolumePath(metadataKey: key) else {
+                meta.subvolumes[key] = nil
+                continue
+            }
+            let keep = try withLock(layout.volumeMetadataPath(volume)) { volumeLock -> Bool in
+                // No volume record: the interrupted call never reached Ceph.
+                guard let volumeMeta = try readVolumeMetadata(volumeLock), let volumeEntry = volumeMeta.auths[authID] else {
+                    return false
+                }
+                if volumeEntry != AccessEntry(accessLevel: entry.accessLevel, dirty: false) {
+                    if existing == nil { existing = .some(try authGet(authID)) }
+                    _ = try authorizeVolume(volume, authID: authID, readonly: entry.readonly, existing: existing!, volumeLock)
+                    existing = nil  // caps changed: read again if needed
+                }
+                return true
+            }
+            if keep {
+                meta.subvolumes[key]?.dirty = false
+                try store.write(authLock, meta.json)
+            } else {
+                meta.subvolumes[key] = nil
+            }
+        }
+        if meta.subvolumes.isEmpty {
+            try store.unlink(authLock)
+            return
+        }
+        meta.dirty = false
+        try store.write(authLock, meta.json)
+    }
+}

@@ -1,0 +1,121 @@
+import Ceph
+import JSONValue
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension VolumeEngine {
+    /// Creates a volume: its directory, quota, layout and metadata file.
+    /// Idempotent: safe to call again for an existing volume, even in use.
+    public func createVolume(
+        _ volume: VolumePath, size: Int64? = nil, dataIsolated: Bool = false, namespaceIsolated: Bool = true,
+        mode: UInt32 = 0o755
+    ) throws -> String {
+        let path = layout.volumePath(volume)
+        try refuseVolumeIDInOtherGroup(volume)
+        try mkdirs(path, mode: mode)
+        if let size {
+            try fs.setxattr(path, "ceph.quota.max_bytes", String(size))
+        }
+        if dataIsolated {
+            let pool = layout.poolName(volume)
+            try ensureDataPool(pool)
+            try setLayoutPool(path, pool)
+        }
+        if namespaceIsolated {
+            try fs.setxattr(path, "ceph.dir.layout.pool_namespace", layout.namespace(volume))
+        } else if !dataIsolated {
+            // Pin the pool, or the volume would follow later changes of its ancestors' layout.
+            try setLayoutPool(path, try ancestorXattr(path, "ceph.dir.layout.pool"))
+        }
+        try fs.open(layout.volumeMetadataPath(volume), flags: O_CREAT | O_WRONLY, mode: MetadataStore.fileMode).close()
+        return path
+    }
+
+    /// A volume_id names the RADOS namespace, the pool and the trash entry, so it
+    /// must be unique across groups.
+    func refuseVolumeIDInOtherGroup(_ volume: VolumePath) throws {
+        guard let entries = try ignoring(.ENOENT, { () throws(CephError) in try fs.listDirectory(layout.prefix) }) else {
+            return
+        }
+        let ownGroup = volume.groupID ?? Layout.noGroup
+        for e in entries where e.kind == .directory && e.name != ownGroup && e.name != Layout.trashName {
+            guard e.name == Layout.noGroup || !e.name.hasPrefix("_") else { continue }
+            if try fs.statIfExists("\(layout.prefix)/\(e.name)/\(volume.volumeID)") != nil {
+                let other = e.name == Layout.noGroup ? "no group" : "group \(e.name)"
+                throw VolumeError(
+                    .volumeClientError, "volume_id \(volume.volumeID) is already used in \(other)", errno: .EEXIST)
+            }
+        }
+    }
+
+    /// Moves a volume to the trash and removes its metadata file (idempotent).
+    /// Guests lose access; purge_volume reclaims the space.
+    public func deleteVolume(_ volume: VolumePath, dataIsolated: Bool = false) throws {
+        let path = layout.volumePath(volume)
+        try mkdirs(layout.trashPath, mode: 0o755)
+        if try ignoring(.ENOENT, { () throws(CephError) in try fs.rename(path, to: layout.trashedVolumePath(volume)) }) == nil {
+            logger.info("delete_volume: \(path) is already gone")
+        }
+        try ignoring(.ENOENT) { () throws(CephError) in try fs.unlink(layout.volumeMetadataPath(volume)) }
+    }
+
+    /// Deletes a trashed volume's data, and its pool when data-isolated (idempotent).
+    public func purgeVolume(_ volume: VolumePath, dataIsolated: Bool = false) throws {
+        let trashed = layout.trashedVolumePath(volume)
+        if try fs.statIfExists(trashed) != nil {
+            try removeTree(trashed)
+        } else {
+            logger.info("purge_volume: \(trashed) is already purged")
+        }
+        if dataIsolated {
+            try removeDataPool(layout.poolName(volume))
+        }
+    }
+
+    /// Deletes a directory tree, without following symlinks.
+    func removeTree(_ root: String) throws(CephError) {
+        for e in try fs.listDirectory(root) {
+            let child = root + "/" + e.name
+            if e.kind == .directory {
+                try removeTree(child)
+            } else {
+                try fs.unlink(child)
+            }
+        }
+        try fs.rmdir(root)
+    }
+
+    /// Bytes used by a volume (its recursive size).
+    public func getUsedBytes(_ volume: VolumePath) throws -> Int64 {
+        let path = layout.volumePath(volume)
+        guard let text = try fs.getxattrString(path, "ceph.dir.rbytes"), let n = Int64(text) else {
+            throw VolumeError(.volumeClientError, "no ceph.dir.rbytes on \(path)")
+        }
+        return n
+    }
+
+    /// Sets the quota; nil removes it.
+    public func setMaxBytes(_ volume: VolumePath, maxBytes: Int64?) throws {
+        try fs.setxattr(layout.volumePath(volume), "ceph.quota.max_bytes", String(maxBytes ?? 0))
+    }
+
+    /// A layout xattr of `path` or of its nearest ancestor that has it. CephFS
+    /// answers an unset layout with an empty value or ENODATA.
+    func ancestorXattr(_ path: String, _ name: String) throws -> String {
+        var p = path
+        while true {
+            if let v = try fs.getxattrString(p, name) { return v }
+            if p == "/" || p.isEmpty {
+                throw VolumeError(.volumeClientError, "no \(name) on \(path) or its ancestors", errno: .ENODATA)
+            }
+            p = parentPath(p)
+        }
+    }
+
+    func parentPath(_ p: String) -> String {
+        guard let slash = p.lastIndex(of: "/"), slash != p.startIndex else { return "/" }
+        return String(p[..<slash])
+    }
+}
