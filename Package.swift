@@ -62,6 +62,7 @@ let package = Package(
         .testTarget(name: "JSONValueTests", dependencies: ["JSONValue"]),
         .testTarget(name: "CephTests", dependencies: ["Ceph", "TestSupport"]),
         .testTarget(name: "VolumeProtocolTests", dependencies: ["VolumeProtocol", "JSONValue"]),
+        .testTarget(name: "VolumeEngineTests", dependencies: ["VolumeEngine", "Ceph", "JSONValue", "TestSupport"]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["VolumeClient", "VolumeProtocol", "TestSupport", "JSONValue", "cephfs-volumed", "rpc-cli"]
