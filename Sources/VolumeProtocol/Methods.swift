@@ -24,4 +24,10 @@ public enum Method {
     public static let getObjectAndVersion = "get_object_and_version"
     public static let getMonAddrs = "get_mon_addrs"
     public static let recover = "recover"
+    public static let serverInfo = "server_info"
+}
+
+/// The version of the wire contract (protocol/openrpc.json).
+public enum ProtocolVersion {
+    public static let current = "1.0"
 }

@@ -37,11 +37,25 @@ public enum EngineMethods {
         return .array(ids.map { [.string($0.authID), .string($0.accessLevel)] })
     }
 
-    public static func handlers(engine e: VolumeEngine) -> [MethodHandler] {
+    public static func handlers(engine e: VolumeEngine, stats: ServerStats) -> [MethodHandler] {
         [
             MethodHandler(Method.ping) { p in
                 try p.allowOnly([])
                 return PreparedCall { "pong" }
+            },
+            MethodHandler(Method.serverInfo) { p in
+                try p.allowOnly([])
+                return PreparedCall {
+                    [
+                        "version": .string(VolumedVersion.string),
+                        "protocol_version": .string(ProtocolVersion.current),
+                        "fsid": .string(try e.cluster.fsid()),
+                        "instance": .string(e.config.instanceName),
+                        "uptime_seconds": .number(JSONNumber((stats.uptimeSeconds * 1000).rounded() / 1000)),
+                        "connections": .int(stats.connectionCount),
+                        "in_flight": .int(stats.inFlightCount),
+                    ]
+                }
             },
             MethodHandler(Method.getMonAddrs) { p in
                 try p.allowOnly([])

@@ -37,13 +37,18 @@ public final class RPCDispatcher: Sendable {
     let workQueue: DispatchQueue
     let serializer: KeyedSerializer
     let logger: Logger
+    public let stats: ServerStats
+    /// Seconds a call may run before its caller gets `ClusterTimeout`; 0 disables.
+    let requestTimeout: Double
 
-    public init(methods: [MethodHandler], logger: Logger) {
+    public init(methods: [MethodHandler], logger: Logger, stats: ServerStats = ServerStats(), requestTimeout: Double = 0) {
         self.methods = Dictionary(methods.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
         // A user-made concurrent queue may grow threads while engine calls block on the cluster.
         workQueue = DispatchQueue(label: "volumed.work", attributes: .concurrent)
         serializer = KeyedSerializer(queue: workQueue)
         self.logger = logger
+        self.stats = stats
+        self.requestTimeout = requestTimeout
     }
 
     /// Handles one line; `reply` is called once, with nil when nothing is to be sent.
@@ -103,13 +108,29 @@ public final class RPCDispatcher: Sendable {
             let peer = context.peer.map { "uid=\($0.uid) pid=\($0.pid)" } ?? "unknown peer"
             logger.info("\(method.name) from \(peer) keys=\(call.keys)")
         }
-        serializer.submit(keys: call.keys) { [logger] in
+        stats.inFlight.add(1, ordering: .relaxed)
+        // The first of the result and the deadline answers the caller. A call
+        // past its deadline still runs to its end (a Ceph call cannot be
+        // interrupted) and keeps its keys until then, so later calls on the
+        // same keys still see its effects in order.
+        let once = Once()
+        let finish: @Sendable (Result<JSONValue, RPCError>) -> Void = { [stats] outcome in
+            guard once.claim() else { return }
+            stats.inFlight.subtract(1, ordering: .relaxed)
+            respond(outcome)
+        }
+        serializer.submit(keys: call.keys) { [logger, requestTimeout, workQueue] in
+            if requestTimeout > 0 {
+                workQueue.asyncAfter(deadline: .now() + requestTimeout) {
+                    finish(.failure(.engine(.clusterTimeout, "\(method.name) did not finish within \(requestTimeout) s", errno: 110, errnoName: "ETIMEDOUT")))
+                }
+            }
             do {
-                respond(.success(try call.execute()))
+                finish(.success(try call.execute()))
             } catch {
                 let e = ErrorMapping.rpcError(error)
                 if e.code == .engineError { logger.notice("\(method.name) failed: \(e)") }
-                respond(.failure(e))
+                finish(.failure(e))
             }
         }
     }
@@ -144,4 +165,10 @@ private final class BatchCollector: Sendable {
         }
         if let complete { finish(complete) }
     }
+}
+
+/// True for the first caller only.
+private final class Once: Sendable {
+    private let done = Atomic<Bool>(false)
+    func claim() -> Bool { !done.exchange(true, ordering: .acquiringAndReleasing) }
 }

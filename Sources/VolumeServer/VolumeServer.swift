@@ -79,6 +79,9 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
 
     public var connectionCount: Int { state.withLock { $0.connections.count } }
 
+    /// The socket path, or a note that systemd passed the socket.
+    public var listeningOn: String { socketActivated ? "a socket passed by systemd" : config.socketPath }
+
     private func acceptPending() {
         while true {
             do {
@@ -107,6 +110,7 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
                 return (conn, RPCError(code: .limitExceeded, message: "too many connections"))
             }
             s.connections[id] = conn
+            dispatcher.stats.connections.add(1, ordering: .relaxed)
             return (conn, nil)
         }
         guard let (conn, refusal) = decision else {
@@ -131,7 +135,9 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
 
     private func connectionClosed(_ c: Connection) {
         let drained: (@Sendable () -> Void)? = state.withLock { s in
-            s.connections[c.id] = nil
+            if s.connections.removeValue(forKey: c.id) != nil {
+                dispatcher.stats.connections.subtract(1, ordering: .relaxed)
+            }
             if !s.accepting, s.connections.isEmpty, let d = s.drained {
                 s.drained = nil
                 return d

@@ -11,43 +11,141 @@ struct Daemon: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cephfs-volumed",
         abstract: "Serve CephFS volume management as line-delimited JSON-RPC 2.0 on a Unix socket.",
+        discussion: """
+            Every option can also be set in a JSON config file (--config), under the key \
+            shown in brackets; flags override the file.
+            """,
         version: VolumedVersion.string
     )
 
-    @Option(help: "Path of the Unix socket to listen on.")
-    var socket: String
+    @Option(help: "JSON config file holding any of the options below.")
+    var config: String?
 
-    @Option(help: "Ceph configuration file.")
-    var conf: String
+    @Option(help: "Path of the Unix socket to listen on [socket]. Not needed under systemd socket activation.")
+    var socket: String?
 
-    @Option(help: "cephx name of the service, without 'client.'.")
-    var id: String
+    @Option(help: "Ceph configuration file [conf].")
+    var conf: String?
 
-    @Option(help: "Ceph cluster name.")
-    var cluster: String = "ceph"
+    @Option(help: "cephx name of the service, without 'client.' [id].")
+    var id: String?
 
-    @Option(name: .customLong("fs-name"), help: "CephFS file system to manage (the cluster's default when absent).")
+    @Option(help: "Ceph cluster name [cluster] (default: ceph).")
+    var cluster: String?
+
+    @Option(name: .customLong("fs-name"), help: "CephFS file system to manage [fs_name] (default: the cluster's default).")
     var fsName: String?
 
-    @Option(name: .customLong("volume-prefix"), help: "Directory of the volumes inside the file system.")
-    var volumePrefix: String = EngineConfiguration.defaultVolumePrefix
+    @Option(name: .customLong("volume-prefix"), help: "Directory of the volumes in the file system [volume_prefix] (default: /volumes).")
+    var volumePrefix: String?
 
-    @Option(name: .customLong("namespace-prefix"), help: "Prefix of the RADOS namespaces of volumes.")
-    var namespacePrefix: String = EngineConfiguration.defaultNamespacePrefix
+    @Option(name: .customLong("namespace-prefix"), help: "Prefix of the volumes' RADOS namespaces [namespace_prefix] (default: fsvolumens_).")
+    var namespacePrefix: String?
+
+    @Option(help: "Stable name of this daemon instance, unique per host [instance] (default: the hostname).")
+    var instance: String?
+
+    @Option(name: .customLong("socket-group"), help: "Group owning the socket, name or gid [socket_group] (default: the daemon's group).")
+    var socketGroup: String?
+
+    @Option(name: .customLong("allow-uid"), help: "Also admit this peer uid; repeatable [allow_uids]. Root and the socket's group are always admitted.")
+    var allowUIDs: [UInt32] = []
+
+    @Option(name: .customLong("allow-gid"), help: "Also admit this peer gid; repeatable [allow_gids].")
+    var allowGIDs: [UInt32] = []
+
+    @Option(name: .customLong("max-line-length"), help: "Longest request line in bytes [max_line_length] (default: 16 MiB).")
+    var maxLineLength: Int?
+
+    @Option(name: .customLong("max-connections"), help: "Most concurrent connections [max_connections] (default: 1024).")
+    var maxConnections: Int?
+
+    @Option(name: .customLong("max-in-flight"), help: "Most requests in progress per connection before reading pauses [max_in_flight] (default: 128).")
+    var maxInFlight: Int?
+
+    @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed, 0 for never [idle_timeout] (default: 600).")
+    var idleTimeout: Double?
+
+    @Option(name: .customLong("slow-writer-timeout"), help: "Seconds a peer may leave replies unread [slow_writer_timeout] (default: 30).")
+    var slowWriterTimeout: Double?
+
+    @Option(name: .customLong("request-timeout"), help: "Seconds before a call is answered with ClusterTimeout, 0 for never [request_timeout] (default: 300).")
+    var requestTimeout: Double?
+
+    @Option(name: .customLong("drain-timeout"), help: "Seconds to finish received requests on shutdown [drain_timeout] (default: 30).")
+    var drainTimeout: Double?
+
+    @Option(name: .customLong("cluster-timeout"), help: "Seconds for mon commands, OSD ops and the mount [cluster_timeout] (default: 15).")
+    var clusterTimeout: Int?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical [log_level] (default: info).")
+    var logLevel: String?
+
+    /// The file's settings with the flags on top.
+    func merged() throws -> Configuration {
+        var c = try config.map { try Configuration.load(path: $0) } ?? Configuration()
+        if let v = socket { c.socket = v }
+        if let v = conf { c.conf = v }
+        if let v = id { c.id = v }
+        if let v = cluster { c.cluster = v }
+        if let v = fsName { c.fsName = v }
+        if let v = volumePrefix { c.volumePrefix = v }
+        if let v = namespacePrefix { c.namespacePrefix = v }
+        if let v = instance { c.instance = v }
+        if let v = socketGroup { c.socketGroup = v }
+        if !allowUIDs.isEmpty { c.allowUIDs = allowUIDs }
+        if !allowGIDs.isEmpty { c.allowGIDs = allowGIDs }
+        if let v = maxLineLength { c.maxLineLength = v }
+        if let v = maxConnections { c.maxConnections = v }
+        if let v = maxInFlight { c.maxInFlight = v }
+        if let v = idleTimeout { c.idleTimeout = v }
+        if let v = slowWriterTimeout { c.slowWriterTimeout = v }
+        if let v = requestTimeout { c.requestTimeout = v }
+        if let v = drainTimeout { c.drainTimeout = v }
+        if let v = clusterTimeout { c.clusterTimeout = v }
+        if let v = logLevel { c.logLevel = v }
+        return c
+    }
 
     func run() throws {
+        let c = try merged()
+        guard let level = Logger.Level(rawValue: c.logLevel) else { throw Fatal("unknown log level '\(c.logLevel)'") }
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = ProcessInfo.processInfo.environment["VOLUMED_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            h.logLevel = level
             return h
         }
         let logger = Logger(label: "cephfs-volumed")
         signal(SIGPIPE, SIG_IGN)
 
-        let instance = ProcessInfo.processInfo.hostName
+        guard let conf = c.conf else { throw Fatal("missing --conf (or \"conf\" in the config file)") }
+        guard let id = c.id else { throw Fatal("missing --id (or \"id\" in the config file)") }
+        let socketPath = c.socket ?? ""
+        if socketPath.isEmpty && !SocketActivationProbe.isActivated {
+            throw Fatal("missing --socket (or \"socket\" in the config file)")
+        }
+        if id.hasPrefix("client.") { throw Fatal("--id takes the cephx name without 'client.'") }
+        guard c.maxLineLength > 0, c.maxConnections > 0, c.maxInFlight > 0 else {
+            throw Fatal("max_line_length, max_connections and max_in_flight must be positive")
+        }
+
+        var serverConfig = ServerConfiguration(socketPath: socketPath)
+        serverConfig.socketGroup = try c.socketGroup.map(Configuration.resolveGroup)
+        serverConfig.allowedUIDs = Set(c.allowUIDs)
+        serverConfig.allowedGIDs = Set(c.allowGIDs)
+        serverConfig.limits.maxLineLength = c.maxLineLength
+        serverConfig.limits.maxConnections = c.maxConnections
+        serverConfig.limits.maxInFlightPerConnection = c.maxInFlight
+        serverConfig.limits.idleTimeout = c.idleTimeout
+        serverConfig.limits.slowWriterTimeout = c.slowWriterTimeout
+        serverConfig.drainTimeout = c.drainTimeout
+
+        let instance = c.instance ?? ProcessInfo.processInfo.hostName
         let engineConfig = EngineConfiguration(
-            cluster: ClusterOptions(confPath: conf, id: id, clusterName: cluster),
-            fsName: fsName, volumePrefix: volumePrefix, namespacePrefix: namespacePrefix,
+            cluster: ClusterOptions(
+                confPath: conf, id: id, clusterName: c.cluster,
+                monOpTimeout: c.clusterTimeout, osdOpTimeout: c.clusterTimeout, mountTimeout: c.clusterTimeout),
+            fsName: c.fsName, volumePrefix: c.volumePrefix, namespacePrefix: c.namespacePrefix,
             instanceName: instance)
 
         let engine: VolumeEngine
@@ -56,15 +154,23 @@ struct Daemon: ParsableCommand {
         } catch {
             throw Fatal("cannot reach the cluster: \(error)")
         }
-        let dispatcher = RPCDispatcher(methods: EngineMethods.handlers(engine: engine), logger: logger)
+        do {
+            try engine.recover()
+        } catch {
+            logger.error("recovery at startup failed: \(error)")
+        }
+        let stats = ServerStats()
+        let dispatcher = RPCDispatcher(
+            methods: EngineMethods.handlers(engine: engine, stats: stats), logger: logger, stats: stats,
+            requestTimeout: c.requestTimeout)
         let server: VolumeServer
         do {
-            server = try VolumeServer(config: ServerConfiguration(socketPath: socket), dispatcher: dispatcher, logger: logger)
+            server = try VolumeServer(config: serverConfig, dispatcher: dispatcher, logger: logger)
         } catch {
             engine.shutdown()
             throw Fatal("cannot listen: \(error)")
         }
-        logger.info("listening on \(socket) as client.\(id)")
+        logger.info("listening on \(server.listeningOn) as client.\(id), instance \(instance)")
 
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
@@ -83,12 +189,16 @@ struct Daemon: ParsableCommand {
     }
 }
 
+enum SocketActivationProbe {
+    /// True when systemd passed us a listening socket.
+    static var isActivated: Bool {
+        let env = ProcessInfo.processInfo.environment
+        return env["LISTEN_PID"].flatMap(Int32.init) == getpid() && (env["LISTEN_FDS"].flatMap(Int.init) ?? 0) >= 1
+    }
+}
+
 /// A startup failure: one clear line on stderr and a non-zero exit.
 struct Fatal: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
-}
-
-enum VolumedVersion {
-    static let string = "0.1.0"
 }
