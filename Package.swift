@@ -62,6 +62,11 @@ let package = Package(
         .testTarget(name: "JSONValueTests", dependencies: ["JSONValue"]),
         .testTarget(name: "CephTests", dependencies: ["Ceph", "TestSupport"]),
         .testTarget(name: "VolumeProtocolTests", dependencies: ["VolumeProtocol", "JSONValue"]),
+        .testTarget(
+            name: "VolumeServerTests",
+            dependencies: ["VolumeServer", "VolumeEngine", "VolumeProtocol", "JSONValue", "TestSupport",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "VolumeEngineTests", dependencies: ["VolumeEngine", "Ceph", "JSONValue", "TestSupport"]),
         .testTarget(
             name: "EndToEndTests",

@@ -83,6 +83,8 @@ public struct RPCResponse: Sendable, Equatable {
     /// Reads a response object; nil when it is not one.
     public init?(json: JSONValue) {
         guard json["jsonrpc"] == .string("2.0"), let id = json["id"] else { return nil }
+        // Exactly one of result and error.
+        if json["result"] != nil && json["error"] != nil { return nil }
         if let result = json["result"] {
             self.init(id: id, result: result)
         } else if let e = json["error"].flatMap(RPCError.init(json:)) {

@@ -53,9 +53,16 @@ public struct LineFramer: Sendable {
         return events
     }
 
-    /// The unterminated rest at end of stream, if any.
-    public mutating func finish() -> [UInt8]? {
+    /// The unterminated rest at end of stream, as a line (or `.tooLong`), if any.
+    public mutating func finish() -> Event? {
         defer { buffer.removeAll(); scanned = 0 }
-        return buffer.isEmpty || overflowed ? nil : buffer
+        if buffer.isEmpty || overflowed { return nil }
+        var line = buffer
+        if line.last == 0x0D { line.removeLast() }
+        if line.count > maxLineLength {
+            overflowed = true
+            return .tooLong
+        }
+        return .line(line)
     }
 }

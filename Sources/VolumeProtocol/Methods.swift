@@ -29,5 +29,5 @@ public enum Method {
 
 /// The version of the wire contract (protocol/openrpc.json).
 public enum ProtocolVersion {
-    public static let current = "1.0"
+    public static let current = "1.0.0"
 }

@@ -69,7 +69,7 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// The positive errno, when Ceph gave one.
     public var errno: Int32? {
-        data?["errno"]?.int64Value.map { Int32($0) }
+        data?["errno"]?.int64Value.flatMap { Int32(exactly: $0) }
     }
 
     public var errnoName: String? { data?["errno_name"]?.stringValue }

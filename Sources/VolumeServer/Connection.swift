@@ -28,6 +28,9 @@ final class Connection: @unchecked Sendable {
     private var readSource: DispatchSourceRead?
     private var readSuspended = false
     private var framer: LineFramer
+    /// Complete lines read but not yet started, because the in-flight limit
+    /// was reached. Reading pauses meanwhile, so this holds at most one read.
+    private var pendingLines: [[UInt8]] = []
     private var inFlight = 0
     private var peerClosedInput = false
     private(set) var state = State.created
@@ -56,13 +59,7 @@ final class Connection: @unchecked Sendable {
             state = .running
             let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
             source.setEventHandler { [self] in readAvailable() }
-            source.setCancelHandler { [self] in
-                // Close only after queued replies were written (or failed).
-                writeQueue.async { [self] in
-                    Glibc.close(fd)
-                    onClose(self)
-                }
-            }
+            source.setCancelHandler { [self] in closeSocketAfterWrites() }
             readSource = source
             source.resume()
             armIdleTimer()
@@ -86,6 +83,8 @@ final class Connection: @unchecked Sendable {
             state = .draining
             idleTimer?.cancel()
             // Take in what the peer already sent; the socket is non-blocking.
+            // Lines beyond the in-flight limit wait in pendingLines and start
+            // as earlier ones finish.
             while state == .draining, readOnce() {}
             closeIfDrained()
         }
@@ -130,32 +129,51 @@ final class Connection: @unchecked Sendable {
         if n == 0 {
             // The peer half-closed: answer what it sent, then close.
             peerClosedInput = true
-            if let rest = framer.finish() { process(line: rest) }
             suspendReading()
+            if let rest = framer.finish() { take([rest]) }
             closeIfDrained()
             return false
         }
-        for event in framer.feed(buffer[0..<n]) {
+        take(framer.feed(buffer[0..<n]))
+        return state != .closed
+    }
+
+    private func take(_ events: [LineFramer.Event]) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        for event in events {
             switch event {
             case .line(let line):
-                process(line: line)
+                pendingLines.append(line)
             case .tooLong:
+                // Answer what came before the long line, refuse it, and close.
+                startPendingLines(ignoringLimit: true)
                 logger.notice("connection \(id): line longer than \(limits.maxLineLength) bytes, closing")
                 send(RPCDispatcher.encode(RPCResponse(
                     id: .null,
                     error: RPCError(code: .limitExceeded, message: "line exceeds \(limits.maxLineLength) bytes")).json))
                 close()
-                return false
+                return
             }
         }
-        return true
+        startPendingLines()
+    }
+
+    /// Starts waiting lines while the in-flight limit allows; pauses reading otherwise.
+    private func startPendingLines(ignoringLimit: Bool = false) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        var started = 0
+        while started < pendingLines.count, ignoringLimit || inFlight < limits.maxInFlightPerConnection {
+            process(line: pendingLines[started])
+            started += 1
+        }
+        pendingLines.removeFirst(started)
+        if !pendingLines.isEmpty || inFlight >= limits.maxInFlightPerConnection { suspendReading() }
     }
 
     private func process(line: [UInt8]) {
         dispatchPrecondition(condition: .onQueue(queue))
         if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }  // blank keep-alive lines
         inFlight += 1
-        if inFlight >= limits.maxInFlightPerConnection { suspendReading() }
         let context = RequestContext(peer: peer, connectionID: id)
         dispatcher.handle(line: line, context: context) { [self] reply in
             if let reply { send(reply) }
@@ -166,13 +184,16 @@ final class Connection: @unchecked Sendable {
     private func requestFinished() {
         dispatchPrecondition(condition: .onQueue(queue))
         inFlight -= 1
-        if state == .running, !peerClosedInput, inFlight < limits.maxInFlightPerConnection { resumeReading() }
+        if state != .closed { startPendingLines() }
+        if state == .running, !peerClosedInput, pendingLines.isEmpty, inFlight < limits.maxInFlightPerConnection {
+            resumeReading()
+        }
         closeIfDrained()
     }
 
     private func closeIfDrained() {
         dispatchPrecondition(condition: .onQueue(queue))
-        if (state == .draining || peerClosedInput), inFlight == 0 { close() }
+        if state == .draining || peerClosedInput, inFlight == 0, pendingLines.isEmpty { close() }
     }
 
     private func suspendReading() {
@@ -224,10 +245,23 @@ final class Connection: @unchecked Sendable {
             resumeReading()  // a suspended source must be resumed before it can be cancelled
             s.cancel()
         } else {
-            writeQueue.async { [self] in
-                Glibc.close(fd)
-                onClose(self)
+            closeSocketAfterWrites()
+        }
+    }
+
+    /// Closes the socket once queued replies are written (or failed). Input the
+    /// peer sent but we never read is discarded first: closing an AF_UNIX
+    /// stream with unread data resets it, and the peer could lose our last reply.
+    private func closeSocketAfterWrites() {
+        writeQueue.async { [self] in
+            shutdown(fd, Int32(SHUT_WR))
+            var scratch = [UInt8](repeating: 0, count: 16 * 1024)
+            for _ in 0..<64 {
+                let n = scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                if n <= 0 { break }
             }
+            Glibc.close(fd)
+            onClose(self)
         }
     }
 }

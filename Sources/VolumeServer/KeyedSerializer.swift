@@ -25,10 +25,10 @@ public final class KeyedSerializer: Sendable {
     }
 
     private let state = Mutex(State())
-    private let queue: DispatchQueue
+    private let pool: WorkerPool
 
-    public init(queue: DispatchQueue) {
-        self.queue = queue
+    init(pool: WorkerPool) {
+        self.pool = pool
     }
 
     /// The order keys are listed in: auth before group before volume, as the seed takes its locks.
@@ -40,10 +40,10 @@ public final class KeyedSerializer: Sendable {
         return Array(Set(keys)).sorted { (rank($0), $0) < (rank($1), $1) }
     }
 
-    /// Schedules `work` on the queue once all `keys` are free.
+    /// Runs `work` on the pool once all `keys` are free.
     public func submit(keys: [String], _ work: @escaping @Sendable () -> Void) {
         if keys.isEmpty {
-            queue.async(execute: work)
+            pool.submit(work)
             return
         }
         let keys = Self.ordered(keys)
@@ -64,7 +64,7 @@ public final class KeyedSerializer: Sendable {
     public var pendingCount: Int { state.withLock { $0.tickets.count } }
 
     private func start(work: @escaping @Sendable () -> Void, keys: [String]) {
-        queue.async { [self] in
+        pool.submit { [self] in
             work()
             finish(keys: keys)
         }

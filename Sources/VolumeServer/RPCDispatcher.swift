@@ -34,7 +34,6 @@ public struct MethodHandler: Sendable {
 /// id rules, then runs the method on the work queue and hands back the reply bytes.
 public final class RPCDispatcher: Sendable {
     public let methods: [String: MethodHandler]
-    let workQueue: DispatchQueue
     let serializer: KeyedSerializer
     let logger: Logger
     public let stats: ServerStats
@@ -43,9 +42,7 @@ public final class RPCDispatcher: Sendable {
 
     public init(methods: [MethodHandler], logger: Logger, stats: ServerStats = ServerStats(), requestTimeout: Double = 0) {
         self.methods = Dictionary(methods.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
-        // A user-made concurrent queue may grow threads while engine calls block on the cluster.
-        workQueue = DispatchQueue(label: "volumed.work", attributes: .concurrent)
-        serializer = KeyedSerializer(queue: workQueue)
+        serializer = KeyedSerializer(pool: WorkerPool())
         self.logger = logger
         self.stats = stats
         self.requestTimeout = requestTimeout
@@ -119,9 +116,9 @@ public final class RPCDispatcher: Sendable {
             stats.inFlight.subtract(1, ordering: .relaxed)
             respond(outcome)
         }
-        serializer.submit(keys: call.keys) { [logger, requestTimeout, workQueue] in
+        serializer.submit(keys: call.keys) { [logger, requestTimeout] in
             if requestTimeout > 0 {
-                workQueue.asyncAfter(deadline: .now() + requestTimeout) {
+                DispatchQueue.global().asyncAfter(deadline: .now() + requestTimeout) {
                     finish(.failure(.engine(.clusterTimeout, "\(method.name) did not finish within \(requestTimeout) s", errno: 110, errnoName: "ETIMEDOUT")))
                 }
             }

@@ -28,7 +28,7 @@ private func feed(_ stream: [UInt8], chunkSizes: [Int], maxLineLength: Int) -> (
         offset = end
     }
     if offset < stream.count { events += framer.feed(stream[offset...]) }
-    return (events, framer.finish())
+    return (events, framer.finish().restBytes)
 }
 
 private func randomChunkSizes(total: Int, _ rng: inout SplitMix64) -> [Int] {
@@ -73,7 +73,7 @@ struct LineFramerTests {
         var framer = LineFramer(maxLineLength: 1024)
         #expect(framer.feed(Self.stream) == Self.expected)
         #expect(framer.pendingByteCount == 0)
-        #expect(framer.finish() == nil)
+        #expect(framer.finish().restBytes == nil)
     }
 
     @Test func oneByteAtATime() {
@@ -89,7 +89,7 @@ struct LineFramerTests {
             #expect(framer.pendingByteCount == sinceNewline)
         }
         #expect(events == Self.expected)
-        #expect(framer.finish() == nil)
+        #expect(framer.finish().restBytes == nil)
     }
 
     @Test func randomChunkingsGiveTheSameLines() {
@@ -146,7 +146,7 @@ struct LineFramerTests {
         #expect(framer.feed(bytes("f\r")) == [])
         #expect(framer.pendingByteCount == 2)
         #expect(framer.feed(bytes("\ng")) == [line("f")])
-        #expect(framer.finish() == bytes("g"))
+        #expect(framer.finish().restBytes == bytes("g"))
     }
 
     @Test func emptyLines() {
@@ -172,7 +172,7 @@ struct LineFramerTests {
         #expect(framer.feed(bytes("ok\n")) == [line("ok")])
         // An unterminated line of exactly the limit is given back by finish().
         #expect(framer.feed(exact) == [])
-        #expect(framer.finish() == exact)
+        #expect(framer.finish().restBytes == exact)
     }
 
     @Test func oneByteOverTheLimitIsTooLongOnceAndNothingAfter() {
@@ -183,7 +183,7 @@ struct LineFramerTests {
         #expect(framer.feed(bytes("more\n")) == [])
         #expect(framer.feed(bytes("\n")) == [])
         #expect(framer.pendingByteCount == 0)
-        #expect(framer.finish() == nil)
+        #expect(framer.finish().restBytes == nil)
 
         var crlf = LineFramer(maxLineLength: max)
         #expect(crlf.feed(over + bytes("\r\nx\n")) == [.tooLong])
@@ -196,7 +196,7 @@ struct LineFramerTests {
         var events: [LineFramer.Event] = []
         for b in stream { events += framer.feed([b]) }
         #expect(events == [line("ok"), .tooLong])
-        #expect(framer.finish() == nil)
+        #expect(framer.finish().restBytes == nil)
     }
 
     @Test func unterminatedOverlongPartialLineIsReportedWithoutANewline() {
@@ -215,7 +215,7 @@ struct LineFramerTests {
         #expect(framer.pendingByteCount == 0)
         // Nothing after it, not even a line ending.
         #expect(framer.feed(bytes("\nline\n")) == [])
-        #expect(framer.finish() == nil)
+        #expect(framer.finish().restBytes == nil)
 
         // In one large chunk.
         var big = LineFramer(maxLineLength: max)
@@ -232,9 +232,9 @@ struct LineFramerTests {
         var framer = LineFramer(maxLineLength: 64)
         #expect(framer.feed(bytes("one\ntwo\nthr")) == [line("one"), line("two")])
         #expect(framer.pendingByteCount == 3)
-        #expect(framer.finish() == bytes("thr"))
+        #expect(framer.finish().restBytes == bytes("thr"))
         #expect(framer.pendingByteCount == 0)
-        #expect(framer.finish() == nil)
+        #expect(framer.finish().restBytes == nil)
 
         var empty = LineFramer(maxLineLength: 64)
         #expect(empty.finish() == nil)
@@ -267,12 +267,20 @@ struct LineFramerTests {
         let over = [UInt8](repeating: 0x65, count: max + 1)
         var framer = LineFramer(maxLineLength: max)
         let events = framer.feed(over)
-        let rest = framer.finish()
+        let rest = framer.finish().restBytes
         var delivered: [[UInt8]] = []
         for case .line(let l) in events { delivered.append(l) }
         if let rest { delivered.append(rest) }
         // Expected: [.tooLong] and finish() == nil. Actual: no event, and
         // finish() returns all 11 bytes.
         #expect(delivered.allSatisfy { $0.count <= max }, "delivered lines of \(delivered.map(\.count)) bytes, max \(max)")
+    }
+}
+
+extension Optional where Wrapped == LineFramer.Event {
+    /// The bytes of an unterminated last line, nil for no line or `.tooLong`.
+    var restBytes: [UInt8]? {
+        if case .line(let l)? = self { return l }
+        return nil
     }
 }

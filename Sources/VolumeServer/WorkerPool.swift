@@ -1,0 +1,55 @@
+import Foundation
+
+/// Threads for blocking engine calls.
+///
+/// A Ceph call blocks its thread for a network round trip. On Linux, Dispatch's
+/// concurrent queues do not add threads for work that blocks, so calls would
+/// run only about as many at a time as there are cores. This pool starts a
+/// thread whenever work is waiting and none is idle, up to `maxThreads`, and
+/// keeps idle threads for reuse.
+final class WorkerPool: @unchecked Sendable {  // all state is guarded by `condition`
+    private let condition = NSCondition()
+    private var jobs: [@Sendable () -> Void] = []
+    private var head = 0
+    private var idle = 0
+    private var threads = 0
+    let maxThreads: Int
+
+    init(maxThreads: Int = 256) {
+        self.maxThreads = maxThreads
+    }
+
+    func submit(_ job: @escaping @Sendable () -> Void) {
+        condition.lock()
+        jobs.append(job)
+        if idle == 0 && threads < maxThreads {
+            threads += 1
+            let t = Thread { [self] in work() }
+            t.name = "volumed-worker"
+            t.start()
+        } else {
+            condition.signal()
+        }
+        condition.unlock()
+    }
+
+    private func work() {
+        condition.lock()
+        while true {
+            while head == jobs.count {
+                idle += 1
+                condition.wait()
+                idle -= 1
+            }
+            let job = jobs[head]
+            head += 1
+            if head > 1024 && head * 2 > jobs.count {
+                jobs.removeFirst(head)
+                head = 0
+            }
+            condition.unlock()
+            job()
+            condition.lock()
+        }
+    }
+}
