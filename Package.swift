@@ -70,7 +70,10 @@ let package = Package(
         .testTarget(name: "VolumeEngineTests", dependencies: ["VolumeEngine", "Ceph", "JSONValue", "TestSupport"]),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["VolumeClient", "VolumeProtocol", "TestSupport", "JSONValue", "cephfs-volumed", "rpc-cli"]
+            dependencies: [
+                "VolumeClient", "VolumeProtocol", "VolumeServer", "VolumeEngine", "TestSupport", "JSONValue",
+                "cephfs-volumed", "rpc-cli", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -109,7 +109,13 @@ public struct AuthEntity: Sendable, Equatable {
 /// arranging state behind the daemon's back. Shared and thread-safe.
 public final class ClusterAdmin: @unchecked Sendable {
     public static let shared: ClusterAdmin = {
-        do { return try ClusterAdmin() } catch { fatalError("cannot reach the dev cluster as admin: \(error)") }
+        do {
+            let admin = try ClusterAdmin()
+            _ = closeAtExit
+            return admin
+        } catch {
+            fatalError("cannot reach the dev cluster as admin: \(error)")
+        }
     }()
 
     public let cluster: RadosCluster
@@ -118,6 +124,16 @@ public final class ClusterAdmin: @unchecked Sendable {
     public init() throws {
         cluster = try TestCluster.connect()
         fs = try TestCluster.mount(cluster: cluster)
+    }
+
+    /// The shared admin, unmounted cleanly at exit: a session left behind
+    /// holds caps on /volumes, and every later create waits for it to go stale.
+    private static let closeAtExit: Void = { atexit { ClusterAdmin.closeShared() } }()
+    private static func closeShared() {
+        _ = runWithTimeout(10) {
+            ClusterAdmin.shared.fs.close()
+            ClusterAdmin.shared.cluster.shutdown()
+        }
     }
 
     // cephx
@@ -331,13 +347,23 @@ public final class GuestMount: @unchecked Sendable {
         Self.parkLock.withLock { Self.parked.append(self) }
     }
 
-    /// Tears the guest down without waiting: abort and shutdown run on a
-    /// detached thread, and the objects are kept alive so no deinit blocks.
-    public func dispose() {
+    /// Tears the guest down. A live guest unmounts cleanly (an aborted
+    /// session would hold its caps until it goes stale, a minute later, and
+    /// block every change of its volume until then); an evicted one is
+    /// aborted on a detached thread, as its unmount may hang. Either way the
+    /// objects stay alive, so no deinit blocks.
+    public func dispose(evicted: Bool = false) {
         let (fs, cluster) = (self.fs, self.cluster)
-        Thread.detachNewThread {
-            fs.abort()
-            cluster.shutdown()
+        if evicted {
+            Thread.detachNewThread {
+                fs.abort()
+                cluster.shutdown()
+            }
+        } else {
+            _ = runWithTimeout(15) {
+                fs.close()
+                cluster.shutdown()
+            }
         }
     }
 
