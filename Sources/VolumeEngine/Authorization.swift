@@ -161,6 +161,7 @@ extension VolumeEngine {
             meta.dirty = true
             meta.subvolumes[volume.description] = entry
             try store.write(authLock, meta.json)
+            CrashPoint.authorizeAuthMetaDirty.reach()
 
             let key = try withLock(layout.volumeMetadataPath(volume)) { volumeLock in
                 try authorizeVolume(volume, authID: authID, readonly: readonly, existing: existing, volumeLock)
@@ -181,9 +182,12 @@ extension VolumeEngine {
         var meta = try readVolumeMetadata(lock) ?? VolumeMetadata()
         meta.auths[authID] = AccessEntry(accessLevel: readonly ? "r" : "rw", dirty: true)
         try store.write(lock, meta.json)
+        CrashPoint.authorizeVolumeMetaDirty.reach()
         let key = try authorizeCeph(volume, authID: authID, readonly: readonly, existing: existing)
+        CrashPoint.authorizeCapsUpdated.reach()
         meta.auths[authID]?.dirty = false
         try store.write(lock, meta.json)
+        CrashPoint.authorizeVolumeMetaClean.reach()
         return key
     }
 
@@ -207,6 +211,7 @@ extension VolumeEngine {
             meta.dirty = true
             meta.subvolumes[volume.description]?.dirty = true
             try store.write(authLock, meta.json)
+            CrashPoint.deauthorizeAuthMetaDirty.reach()
 
             let othersRemain = meta.subvolumes.count > 1
             try withLock(layout.volumeMetadataPath(volume)) { volumeLock in
@@ -235,9 +240,12 @@ extension VolumeEngine {
         }
         meta.auths[authID]?.dirty = true
         try store.write(lock, meta.json)
+        CrashPoint.deauthorizeVolumeMetaDirty.reach()
         try deauthorizeCeph(volume, authID: authID, otherVolumesRemain: otherVolumesRemain)
+        CrashPoint.deauthorizeCapsUpdated.reach()
         meta.auths[authID] = nil
         try store.write(lock, meta.json)
+        CrashPoint.deauthorizeVolumeMetaRemoved.reach()
     }
 
     /// The auth IDs with finished grants on `volume`, or nil when there are none.

@@ -22,25 +22,44 @@ public final class VolumeEngine: Sendable {
         store = MetadataStore(fs: fs)
     }
 
-    /// Connects to the cluster and mounts the file system.
-    public static func connect(_ config: EngineConfiguration, logger: Logger) throws(CephError) -> VolumeEngine {
+    /// Connects to the cluster, evicts the sessions a previous run of this
+    /// instance left behind, and mounts the file system.
+    ///
+    /// Every session of this daemon carries `volumed_instance=<name>` in its
+    /// client metadata. After a crash, the dead session still holds its
+    /// flocks until the MDS times it out (about a minute). Evicting the
+    /// sessions of our own instance name and cephx ID first frees them at
+    /// once; the new session is not open yet, and other instances (other
+    /// hosts, other names) are never matched.
+    public static func connect(_ config: EngineConfiguration, logger: Logger, evictStaleSessions: Bool = true) throws -> VolumeEngine {
+        try Identifier.validate(config.instanceName, field: "instance")
         var options = config.cluster
-        options.extraConfig.append(("client_metadata", "volumed_instance=\(config.instanceName)"))
+        options.extraConfig.append(("client_metadata", "\(instanceMetadataKey)=\(config.instanceName)"))
         let cluster = try RadosCluster(options)
-        do throws(CephError) {
-            let fs = try CephFSMount(cluster: cluster)
-            do throws(CephError) {
-                try fs.mount(fsName: config.fsName)
-            } catch {
-                fs.close()
-                throw error
-            }
-            return VolumeEngine(config: config, cluster: cluster, fs: fs, logger: logger)
+        let fs: CephFSMount
+        do {
+            fs = try CephFSMount(cluster: cluster)
         } catch {
             cluster.shutdown()
             throw error
         }
+        let engine = VolumeEngine(config: config, cluster: cluster, fs: fs, logger: logger)
+        do {
+            if evictStaleSessions {
+                try engine.evictSessions(
+                    filters: ["auth_name=\(config.cluster.id)", "client_metadata.\(instanceMetadataKey)=\(config.instanceName)"],
+                    timeout: Double(config.cluster.monOpTimeout))
+            }
+            try fs.mount(fsName: config.fsName)
+        } catch {
+            engine.shutdown()
+            throw error
+        }
+        return engine
     }
+
+    /// The client metadata key naming the daemon instance of a session.
+    public static let instanceMetadataKey = "volumed_instance"
 
     /// Unmounts and disconnects; in that order, as the mount shares the cluster handle.
     public func shutdown() {

@@ -15,6 +15,7 @@ extension VolumeEngine {
         let path = layout.volumePath(volume)
         try refuseVolumeIDInOtherGroup(volume)
         try mkdirs(path, mode: mode)
+        CrashPoint.createVolumeDirectoryMade.reach()
         if let size {
             try fs.setxattr(path, "ceph.quota.max_bytes", String(size))
         }
@@ -29,6 +30,7 @@ extension VolumeEngine {
             // Pin the pool, or the volume would follow later changes of its ancestors' layout.
             try setLayoutPool(path, try ancestorXattr(path, "ceph.dir.layout.pool"))
         }
+        CrashPoint.createVolumeLayoutSet.reach()
         try fs.open(layout.volumeMetadataPath(volume), flags: O_CREAT | O_WRONLY, mode: MetadataStore.fileMode).close()
         return path
     }
@@ -58,6 +60,7 @@ extension VolumeEngine {
         if try ignoring(.ENOENT, { () throws(CephError) in try fs.rename(path, to: layout.trashedVolumePath(volume)) }) == nil {
             logger.info("delete_volume: \(path) is already gone")
         }
+        CrashPoint.deleteVolumeTrashed.reach()
         try ignoring(.ENOENT) { () throws(CephError) in try fs.unlink(layout.volumeMetadataPath(volume)) }
     }
 
