@@ -66,10 +66,15 @@ struct MetadataStore: Sendable {
         // at the MDS too, not only through the in-process serializer.
         let owner = UInt64.random(in: 1...UInt64.max)
         while true {
-            let opened = try ignoring(create ? Errno(rawValue: 0) : .ENOENT) { () throws(CephError) in
-                try fs.open(path, flags: create ? (O_CREAT | O_RDWR) : O_RDWR, mode: Self.fileMode)
+            let file: CephFile
+            if create {
+                file = try fs.open(path, flags: O_CREAT | O_RDWR, mode: Self.fileMode)
+            } else {
+                guard let existing = try ignoring(.ENOENT, { () throws(CephError) in try fs.open(path, flags: O_RDWR) }) else {
+                    return nil
+                }
+                file = existing
             }
-            guard let file = opened else { return nil }
             do throws(CephError) {
                 try file.flock(.exclusive, owner: owner)
                 // The file may have been unlinked (by us or a peer) before the lock
