@@ -76,26 +76,25 @@ extension VolumeEngine {
 
     /// Removes the grants `volume` made, and nothing else. Deletes the entity
     /// only when it would be left with no mds or osd caps and nothing but
-    /// mon `allow r`. Works after the volume was deleted, from its known path
-    /// and namespace, so no grant is orphaned.
-    func deauthorizeCeph(_ volume: VolumePath, authID: String, otherVolumesRemain: Bool) throws {
+    /// mon `allow r`. After the volume was deleted its layout is gone: its mds
+    /// caps are still known by path, and a namespace grant by its name.
+    func deauthorizeCeph(_ volume: VolumePath, authID: String) throws {
         guard let entity = try authGet(authID) else { return }
-        let path = layout.volumePath(volume)
-        var mds: Set<String> = ["allow r path=\(path)", "allow rw path=\(path)"]
-        var osd: Set<String> = []
-        if try fs.statIfExists(path) != nil {
-            for readonly in [true, false] {
-                let (caps, _) = try volumeCaps(volume, readonly: readonly)
-                mds.insert(caps.mds)
-                // A pool-only cap may be shared with another volume of this ID.
-                if caps.osd.contains(" namespace=") || !otherVolumesRemain { osd.insert(caps.osd) }
-            }
+        var grants: [VolumeCaps] = []
+        if try fs.statIfExists(layout.volumePath(volume)) != nil {
+            let (r, rw) = try volumeCaps(volume, readonly: true)
+            grants = [r, rw]
         } else {
-            // The directory is gone; match the namespace grant by name.
+            let path = layout.volumePath(volume)
             let suffix = " namespace=\(layout.namespace(volume))"
-            for token in Caps.tokens(entity.caps["osd"]) where token.hasSuffix(suffix) { osd.insert(token) }
+            let osd = Caps.tokens(entity.caps["osd"])
+            for level in ["r", "rw"] {
+                let prefix = "allow \(level) pool="
+                let token = osd.first { $0.hasPrefix(prefix) && $0.hasSuffix(suffix) }
+                grants.append(VolumeCaps(mds: "allow \(level) path=\(path)", osd: token ?? ""))
+            }
         }
-        if let caps = Caps.revoke(existing: entity.caps, mds: mds, osd: osd) {
+        if let caps = Caps.revoke(existing: entity.caps, grants: grants) {
             if caps != entity.caps { try authSetCaps(authID, caps) }
         } else {
             _ = try ignoring(.ENOENT) { () throws(CephError) in
@@ -213,9 +212,8 @@ extension VolumeEngine {
             try store.write(authLock, meta.json)
             CrashPoint.deauthorizeAuthMetaDirty.reach()
 
-            let othersRemain = meta.subvolumes.count > 1
             try withLock(layout.volumeMetadataPath(volume)) { volumeLock in
-                try deauthorizeVolume(volume, authID: authID, otherVolumesRemain: othersRemain, volumeLock)
+                try deauthorizeVolume(volume, authID: authID, volumeLock)
             }
 
             meta.subvolumes[volume.description] = nil
@@ -230,18 +228,18 @@ extension VolumeEngine {
 
     /// The volume half of deauthorize, with the volume metadata locked. Caps
     /// go before the metadata entry, so a crash in between is redone by recovery.
-    func deauthorizeVolume(_ volume: VolumePath, authID: String, otherVolumesRemain: Bool, _ lock: MetadataLock) throws {
+    func deauthorizeVolume(_ volume: VolumePath, authID: String, _ lock: MetadataLock) throws {
         guard var meta = try readVolumeMetadata(lock), meta.auths[authID] != nil else {
             // No volume record (for instance the volume was deleted), but the
             // caps may still grant the path: take them away regardless.
-            try deauthorizeCeph(volume, authID: authID, otherVolumesRemain: otherVolumesRemain)
+            try deauthorizeCeph(volume, authID: authID)
             if try fs.statIfExists(layout.volumePath(volume)) == nil { try store.unlink(lock) }
             return
         }
         meta.auths[authID]?.dirty = true
         try store.write(lock, meta.json)
         CrashPoint.deauthorizeVolumeMetaDirty.reach()
-        try deauthorizeCeph(volume, authID: authID, otherVolumesRemain: otherVolumesRemain)
+        try deauthorizeCeph(volume, authID: authID)
         CrashPoint.deauthorizeCapsUpdated.reach()
         meta.auths[authID] = nil
         try store.write(lock, meta.json)

@@ -3,6 +3,11 @@ struct VolumeCaps: Sendable, Equatable {
     let mds: String
     let osd: String
 
+    init(mds: String, osd: String) {
+        self.mds = mds
+        self.osd = osd
+    }
+
     init(path: String, pool: String, namespace: String?, readonly: Bool) {
         let level = readonly ? "r" : "rw"
         mds = "allow \(level) path=\(path)"
@@ -11,41 +16,62 @@ struct VolumeCaps: Sendable, Equatable {
 }
 
 /// Pure edits of a cephx entity's caps (`{"mds": "...", "osd": "...", "mon": ...}`).
+///
+/// The model is the Python client's, so both can edit one entity: every
+/// volume grant adds one mds path cap and one osd cap, and revoking removes
+/// that pair. osd caps are a multiset: volumes without namespace isolation in
+/// the same pool each hold their own copy of `allow rw pool=<pool>`, so
+/// revoking one volume never takes another's data access away.
 enum Caps {
     /// The comma-separated grants of a cap string, trimmed, without empties.
     static func tokens(_ caps: String?) -> [String] {
         (caps ?? "").split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
     }
 
-    /// Adds `want` and drops `unwanted` (the other access level for the same
-    /// volume), keeping every other grant. mds and osd are edited
-    /// independently, so an entity with only one of them still gets valid caps.
+    /// Grants a volume at one access level, keeping every other grant. If the
+    /// volume is held at the other level, that pair is swapped. mds and osd
+    /// are checked separately, so an entity with only one of them (caps set
+    /// out of band) still ends up with valid, complete caps.
     static func grant(existing: [String: String], want: VolumeCaps, unwanted: VolumeCaps) -> [String: String] {
+        var mds = tokens(existing["mds"])
+        var osd = tokens(existing["osd"])
+        if !mds.contains(want.mds) {
+            if let i = mds.firstIndex(of: unwanted.mds) {
+                mds.remove(at: i)
+                if let j = osd.firstIndex(of: unwanted.osd) { osd.remove(at: j) }
+            }
+            mds.append(want.mds)
+            osd.append(want.osd)
+        } else if !osd.contains(want.osd) {
+            osd.append(want.osd)
+        }
         var caps = existing
-        caps["mds"] = edit(existing["mds"], add: want.mds, remove: [unwanted.mds])
-        caps["osd"] = edit(existing["osd"], add: want.osd, remove: [unwanted.osd])
+        caps["mds"] = mds.isEmpty ? nil : mds.joined(separator: ",")
+        caps["osd"] = osd.isEmpty ? nil : osd.joined(separator: ",")
         if caps["mon"] == nil { caps["mon"] = "allow r" }
         return caps
     }
 
-    /// Removes the given mds and osd grants and nothing else. Returns nil when
-    /// the entity would be left with nothing but `mon 'allow r'`, which is
-    /// when it should be deleted.
-    static func revoke(existing: [String: String], mds: Set<String>, osd: Set<String>) -> [String: String]? {
+    /// Revokes a volume's grants: each of its mds path caps present is removed
+    /// with one copy of the osd cap of the same access level, and nothing
+    /// else. Returns nil when the entity would be left with no mds or osd caps
+    /// and nothing but mon `allow r`, which is when it should be deleted.
+    static func revoke(existing: [String: String], grants: [VolumeCaps]) -> [String: String]? {
+        var mds = tokens(existing["mds"])
+        var osd = tokens(existing["osd"])
+        for grant in grants {
+            guard let i = mds.firstIndex(of: grant.mds) else { continue }
+            mds.remove(at: i)
+            if let j = osd.firstIndex(of: grant.osd) { osd.remove(at: j) }
+        }
         var caps = existing
-        caps["mds"] = edit(existing["mds"], add: nil, remove: mds)
-        caps["osd"] = edit(existing["osd"], add: nil, remove: osd)
+        caps["mds"] = mds.isEmpty ? nil : mds.joined(separator: ",")
+        caps["osd"] = osd.isEmpty ? nil : osd.joined(separator: ",")
         let rest = caps.filter { $0.key != "mds" && $0.key != "osd" }
         if caps["mds"] == nil, caps["osd"] == nil, rest.allSatisfy({ $0.key == "mon" && $0.value == "allow r" }) {
             return nil
         }
         return caps
-    }
-
-    private static func edit(_ current: String?, add: String?, remove: Set<String>) -> String? {
-        var tokens = tokens(current).filter { !remove.contains($0) }
-        if let add, !tokens.contains(add) { tokens.append(add) }
-        return tokens.isEmpty ? nil : tokens.joined(separator: ",")
     }
 
     /// The `caps` argument of `auth caps` / `auth get-or-create`: a flat

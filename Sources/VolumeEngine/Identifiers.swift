@@ -69,12 +69,17 @@ public struct VolumePath: Sendable, Hashable, CustomStringConvertible {
     /// The key of this volume in auth metadata, as the Python client writes it: `str(VolumePath)`.
     public var description: String { "\(groupID ?? "None")/\(volumeID)" }
 
-    /// Parses an auth metadata key back; nil when it is not one of ours.
+    /// Parses an auth metadata key back; nil when it cannot name a volume.
+    ///
+    /// The Python client accepts names the API refuses today (such as a
+    /// leading '_'), and its metadata must still be recoverable, so this only
+    /// refuses what could escape the volume directory.
     init?(metadataKey: String) {
-        let parts = metadataKey.split(separator: "/", omittingEmptySubsequences: false)
+        let parts = metadataKey.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 2 else { return nil }
-        let group = parts[0] == "None" ? nil : String(parts[0])
-        guard let v = try? VolumePath(groupID: group, volumeID: String(parts[1])) else { return nil }
-        self = v
+        func safe(_ s: String) -> Bool { !s.isEmpty && s != "." && s != ".." && !s.contains("\0") }
+        guard safe(parts[0]), safe(parts[1]) else { return nil }
+        groupID = parts[0] == "None" ? nil : parts[0]
+        volumeID = parts[1]
     }
 }

@@ -31,9 +31,12 @@ extension VolumeEngine {
     /// Replays the dirty entries of one auth ID's metadata; called with its lock held.
     func recoverAuthMetadata(_ authID: String, _ meta: inout AuthMetadata, _ authLock: MetadataLock) throws {
         var existing: CephEntity?? = .none  // fetched once, when first needed
+        var unreadable = false
         for (key, entry) in meta.subvolumes.sorted(by: { $0.key < $1.key }) where entry.dirty {
             guard let volume = VolumePath(metadataKey: key) else {
-                meta.subvolumes[key] = nil
+                // Never drop what we cannot interpret: its caps may still exist.
+                logger.error("recover: auth ID \(authID) has an entry '\(key)' that names no volume; left dirty")
+                unreadable = true
                 continue
             }
             let keep = try withLock(layout.volumeMetadataPath(volume)) { volumeLock -> Bool in
@@ -59,7 +62,7 @@ extension VolumeEngine {
             try store.unlink(authLock)
             return
         }
-        meta.dirty = false
+        meta.dirty = unreadable
         try store.write(authLock, meta.json)
     }
 }

@@ -141,6 +141,16 @@ struct Daemon: ParsableCommand {
         serverConfig.drainTimeout = c.drainTimeout
 
         let instance = c.instance ?? ProcessInfo.processInfo.hostName
+        let instanceLock: InstanceLock
+        do {
+            instanceLock = try InstanceLock(name: instance)
+        } catch {
+            if error.errno == EADDRINUSE {
+                throw Fatal("instance '\(instance)' is already running on this host: give each daemon its own --instance")
+            }
+            throw Fatal("cannot claim instance name '\(instance)': \(error)")
+        }
+        defer { withExtendedLifetime(instanceLock) {} }
         let engineConfig = EngineConfiguration(
             cluster: ClusterOptions(
                 confPath: conf, id: id, clusterName: c.cluster,

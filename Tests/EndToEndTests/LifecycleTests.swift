@@ -15,7 +15,8 @@ struct LifecycleTests {
         p.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
         // No --socket: the daemon must use the socket systemd passes.
         p.arguments = ["-l", path, BuiltProducts.path("cephfs-volumed"),
-                       "--conf", env.confPath, "--id", env.serviceID, "--fs-name", env.fsName]
+                       "--conf", env.confPath, "--id", env.serviceID, "--fs-name", env.fsName,
+                       "--instance", DaemonProcess.uniqueInstanceName()]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()

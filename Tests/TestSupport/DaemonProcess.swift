@@ -64,11 +64,16 @@ public final class DaemonProcess: @unchecked Sendable {
     public let process: Process
     private let workDir: String
 
-    /// The standard flags for the dev cluster plus `extraArguments`.
-    public static func standardArguments(socket: String) -> [String] {
+    /// The standard flags for the dev cluster. Each daemon gets its own
+    /// instance name unless `instance` is false: two daemons sharing one on a
+    /// host refuse to run, as they would evict each other's sessions.
+    public static func standardArguments(socket: String, instance: Bool = true) -> [String] {
         let env = TestCluster.environment!
-        return ["--socket", socket, "--conf", env.confPath, "--id", env.serviceID, "--cluster", env.clusterName, "--fs-name", env.fsName]
+        let base = ["--socket", socket, "--conf", env.confPath, "--id", env.serviceID, "--cluster", env.clusterName, "--fs-name", env.fsName]
+        return instance ? base + ["--instance", uniqueInstanceName()] : base
     }
+
+    public static func uniqueInstanceName() -> String { "test-" + UUID().uuidString.prefix(8).lowercased() }
 
     public init(extraArguments: [String] = [], environment: [String: String] = [:], waitReady: Bool = true) throws {
         workDir = NSTemporaryDirectory() + "volumed-test-" + UUID().uuidString.prefix(8)
@@ -78,7 +83,7 @@ public final class DaemonProcess: @unchecked Sendable {
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: BuiltProducts.path("cephfs-volumed"))
-        process.arguments = Self.standardArguments(socket: socketPath) + extraArguments
+        process.arguments = Self.standardArguments(socket: socketPath, instance: !extraArguments.contains("--instance")) + extraArguments
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { _, new in new }
         process.environment = env

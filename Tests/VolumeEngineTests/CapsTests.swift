@@ -47,19 +47,55 @@ struct CapsTests {
             "osd": "allow rw pool=data namespace=fsvolumens_v,allow r pool=x",
             "mon": "allow rw", "mgr": "allow r",
         ]
-        let caps = Caps.revoke(existing: existing, mds: [rw.mds, r.mds], osd: [rw.osd, r.osd])
+        let caps = Caps.revoke(existing: existing, grants: [r, rw])
         #expect(caps == ["mds": "allow r path=/other", "osd": "allow r pool=x", "mon": "allow rw", "mgr": "allow r"])
     }
 
     @Test func revokeDeletesOnlyWhenNothingButMonAllowRRemains() {
         let ours = ["mds": rw.mds, "osd": rw.osd, "mon": "allow r"]
-        #expect(Caps.revoke(existing: ours, mds: [rw.mds], osd: [rw.osd]) == nil)
+        #expect(Caps.revoke(existing: ours, grants: [rw]) == nil)
         var withMgr = ours
         withMgr["mgr"] = "allow r"
-        #expect(Caps.revoke(existing: withMgr, mds: [rw.mds], osd: [rw.osd]) == ["mon": "allow r", "mgr": "allow r"])
+        #expect(Caps.revoke(existing: withMgr, grants: [rw]) == ["mon": "allow r", "mgr": "allow r"])
         var otherMon = ours
         otherMon["mon"] = "allow rw"
-        #expect(Caps.revoke(existing: otherMon, mds: [rw.mds], osd: [rw.osd]) == ["mon": "allow rw"])
+        #expect(Caps.revoke(existing: otherMon, grants: [rw]) == ["mon": "allow rw"])
+    }
+
+    /// Volumes without namespace isolation in one pool share the osd cap text;
+    /// each grant holds its own copy, as the Python client does.
+    let pooled1 = VolumeCaps(path: "/volumes/g/p1", pool: "data", namespace: nil, readonly: false)
+    let pooled2 = VolumeCaps(path: "/volumes/g/p2", pool: "data", namespace: nil, readonly: false)
+    let pooled2r = VolumeCaps(path: "/volumes/g/p2", pool: "data", namespace: nil, readonly: true)
+    let pooled2rw = VolumeCaps(path: "/volumes/g/p2", pool: "data", namespace: nil, readonly: false)
+
+    @Test func sharedPoolCapsAreCountedPerVolume() throws {
+        let one = Caps.grant(existing: [:], want: pooled1, unwanted: pooled1)
+        let two = Caps.grant(existing: one, want: pooled2, unwanted: pooled2r)
+        #expect(two["osd"] == "allow rw pool=data,allow rw pool=data")
+        // Revoking one volume leaves the other its data access.
+        let left = try #require(Caps.revoke(existing: two, grants: [pooled1]))
+        #expect(left["osd"] == "allow rw pool=data")
+        #expect(left["mds"] == pooled2.mds)
+        #expect(Caps.revoke(existing: left, grants: [pooled2]) == nil)
+    }
+
+    @Test func readonlyGrantKeepsAnotherVolumesPoolCap() {
+        let one = Caps.grant(existing: [:], want: pooled1, unwanted: pooled1)
+        let two = Caps.grant(existing: one, want: pooled2r, unwanted: pooled2rw)
+        #expect(Caps.tokens(two["osd"]).sorted() == ["allow r pool=data", "allow rw pool=data"])
+    }
+
+    @Test func revokingAPooledVolumeNextToANamespacedOneDropsThePoolCap() throws {
+        let pooled = Caps.grant(existing: [:], want: pooled1, unwanted: pooled1)
+        let both = Caps.grant(existing: pooled, want: rw, unwanted: r)
+        let left = try #require(Caps.revoke(existing: both, grants: [pooled1]))
+        #expect(left["osd"] == rw.osd, "no pool-wide access may survive")
+    }
+
+    @Test func regrantingTheSameVolumeAddsNothing() {
+        let one = Caps.grant(existing: [:], want: pooled1, unwanted: pooled1)
+        #expect(Caps.grant(existing: one, want: pooled1, unwanted: pooled1) == one)
     }
 
     @Test func commandListIsStable() {
