@@ -11,10 +11,18 @@ Environment:
   is derived from CEPH_DEV_DIR (``<dir>/ceph.conf``, ``volumed``, ``ceph``,
   ``cephfs``).
 - ``VOLUMED_BIN_DIR``: where ``cephfs-volumed`` is (default ``<repo>/.build/debug``).
+- ``VOLUMED_INTEROP_VOLUME_PREFIX``: the volume prefix both sides use (default
+  /volumes); ``auto`` for a private one per run, removed at the end.
+- ``VOLUMED_INTEROP_ISOLATE_INSTANCE``: 0 to start the daemon with its default
+  instance name (the host name). By default it gets a unique one (``--instance``,
+  or a private UTS namespace for binaries without that option as root), because
+  any other cephfs-volumed started on this host with the same cephx ID and
+  instance name evicts this daemon's CephFS session at its start-up.
 """
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,7 +37,14 @@ import pytest
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_DEV_DIR = "/tmp/cephfs-volumed-dev"
 
-VOLUME_PREFIX = "/volumes"
+# Both implementations default to /volumes. On a cluster shared with other
+# runs, VOLUMED_INTEROP_VOLUME_PREFIX=auto gives this run a private prefix
+# (removed at the end), so that nobody else's `recover` (every daemon and
+# every Python client runs it at start-up) repairs the dirty states the
+# recover tests craft. Any other value is used as the prefix itself.
+_prefix_setting = os.environ.get("VOLUMED_INTEROP_VOLUME_PREFIX") or "/volumes"
+PRIVATE_PREFIX = _prefix_setting == "auto"
+VOLUME_PREFIX = "/volumes-interop-" + uuid.uuid4().hex[:10] if PRIVATE_PREFIX else _prefix_setting.rstrip("/")
 NS_PREFIX = "fsvolumens_"
 
 
@@ -134,6 +149,21 @@ def volumed_bin():
     return os.path.join(d, "cephfs-volumed")
 
 
+def isolate_instance():
+    """Whether to give the daemon a unique instance name (see Daemon.start).
+    VOLUMED_INTEROP_ISOLATE_INSTANCE=0 turns it off; on by default."""
+    v = os.environ.get("VOLUMED_INTEROP_ISOLATE_INSTANCE")
+    return v is None or v not in ("", "0", "false", "no")
+
+
+def _supports_instance_option(exe):
+    try:
+        p = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--instance" in p.stdout + p.stderr
+
+
 class RpcError(Exception):
     """A JSON-RPC error reply. ``type``/``errno``/``errno_name`` come from ``data``
     (engine errors, code -32000); they are None otherwise."""
@@ -201,10 +231,27 @@ class Daemon:
         if not os.access(exe, os.X_OK):
             pytest.fail("{} is not built (run `swift build` or set VOLUMED_BIN_DIR)".format(exe))
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [exe, "--socket", self.socket, "--conf", self.env.conf, "--id", self.env.id,
-             "--cluster", self.env.cluster, "--fs-name", self.env.fs_name],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        argv = [exe, "--socket", self.socket, "--conf", self.env.conf, "--id", self.env.id,
+                "--cluster", self.env.cluster, "--fs-name", self.env.fs_name]
+        if VOLUME_PREFIX != "/volumes":
+            argv += ["--volume-prefix", VOLUME_PREFIX]
+        self.instance = None
+        if isolate_instance():
+            # The daemon names its instance after the host name by default and, at
+            # start-up, evicts every CephFS session of its cephx ID with that
+            # instance name: any other cephfs-volumed started on this host with the
+            # same ID (another test run on a shared dev cluster) would evict ours.
+            # Give this one a unique instance name: with --instance when the
+            # binary has it, else with a private UTS namespace and host name
+            # (`unshare` execs in place, so the process and exit status are the daemon's).
+            self.instance = "interop-" + uuid.uuid4().hex[:12]
+            if _supports_instance_option(exe):
+                argv += ["--instance", self.instance]
+            elif os.geteuid() == 0 and shutil.which("unshare"):
+                argv = ["unshare", "--uts", "/bin/sh", "-c", 'hostname "$0" && exec "$@"', self.instance] + argv
+            else:
+                self.instance = None
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -257,6 +304,7 @@ def daemon(cluster_env):
     rc = d.stop()
     assert rc == 0, "cephfs-volumed exited with {} after SIGTERM:\n{}".format(rc, d.log_text())
     assert not os.path.exists(d.socket), "the daemon left its socket behind"
+    shutil.rmtree(d.workdir, ignore_errors=True)  # kept (with daemon.log) when the daemon misbehaved
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +324,8 @@ def vc(cluster_env):
 
     assert CephFSVolumeClient.version == 6
     client = CephFSVolumeClient(auth_id=cluster_env.id, conf_path=cluster_env.conf,
-                                cluster_name=cluster_env.cluster, fs_name=cluster_env.fs_name)
+                                cluster_name=cluster_env.cluster, fs_name=cluster_env.fs_name,
+                                volume_prefix=VOLUME_PREFIX)
     client.connect()
     yield client
     client.disconnect()
@@ -342,6 +391,43 @@ class RawFS:
             self.fs.unmount()
         finally:
             self.fs.shutdown()
+
+
+    def rmtree(self, path):
+        """Removes a tree (no snapshots inside), best effort."""
+        try:
+            d = self.fs.opendir(path)
+        except self.cephfs.ObjectNotFound:
+            return
+        names = []
+        try:
+            while True:
+                e = self.fs.readdir(d)
+                if not e:
+                    break
+                if e.d_name not in (b".", b".."):
+                    names.append((e.d_name.decode(), e.is_dir()))
+        finally:
+            self.fs.closedir(d)
+        for name, is_dir in names:
+            child = path + "/" + name
+            if is_dir:
+                self.rmtree(child)
+            else:
+                self.fs.unlink(child)
+        self.fs.rmdir(path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_prefix_cleanup(cluster_env):
+    """Removes the private volume prefix (VOLUMED_INTEROP_VOLUME_PREFIX=auto) at the end."""
+    yield
+    if PRIVATE_PREFIX:
+        r = RawFS(cluster_env)
+        try:
+            r.rmtree(VOLUME_PREFIX)
+        finally:
+            r.unmount()
 
 
 @pytest.fixture(scope="module")

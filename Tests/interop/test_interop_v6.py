@@ -7,6 +7,7 @@ instances), the same on-disk metadata and the same CephFS flock locking.
 import base64
 import json
 import threading
+import uuid
 
 import pytest
 
@@ -499,11 +500,14 @@ def test_recover_drops_dangling_auth_entries(vc, rpc, ceph, rawfs, unique, track
     py_create_volume(vc, track, g, v2)
 
     # a: clean on v1, plus an interrupted authorize of v2 that never reached v2's metadata.
+    # The file is in the old (v2) format, with `volumes`, as an old client left it.
     vc.authorize(VolumePath(g, v1), a)
     caps_a = ceph.caps(a)
     meta = rawfs.read_json(auth_meta_path(a))
     meta["dirty"] = True
-    meta["subvolumes"][meta_key(g, v2)] = {"access_level": "rw", "dirty": True}
+    meta["volumes"] = meta.pop("subvolumes")
+    meta["volumes"][meta_key(g, v2)] = {"access_level": "rw", "dirty": True}
+    meta["version"], meta["compat_version"] = 2, 1
     rawfs.write_json(auth_meta_path(a), meta)
 
     # b: only an interrupted authorize of v2, no entity.
@@ -517,7 +521,9 @@ def test_recover_drops_dangling_auth_entries(vc, rpc, ceph, rawfs, unique, track
 
     meta = rawfs.read_json(auth_meta_path(a))
     assert meta["dirty"] is False
+    assert "volumes" not in meta
     assert meta["subvolumes"] == {meta_key(g, v1): {"access_level": "rw", "dirty": False}}
+    assert (meta["version"], meta["compat_version"]) == (6, 6)
     assert ceph.caps(a) == caps_a
     assert not rawfs.exists(auth_meta_path(b)), "an auth file left with no volumes must be removed"
     assert ceph.auth_get(b) is None
@@ -704,6 +710,162 @@ def test_pool_cap_removed_when_other_volume_is_namespaced(rpc, ceph, unique, tra
     assert cap_tokens(caps.get("osd")) == [o2], "pool-wide osd cap of the deauthorized volume was left behind"
 
 
+def test_shared_pool_cap_python_only_baseline(vc, ceph, unique, track, data_pool):
+    """Reference behaviour of the Python client alone: one pool cap per grant,
+    one removed per revoke, so v2 keeps its osd cap when v1 goes."""
+    g, v1, v2 = unique("grp"), unique("vol"), unique("vol")
+    x = unique("pb")
+    track.auth_ids.append(x)
+    py_create_volume(vc, track, g, v1, namespace_isolated=False)
+    py_create_volume(vc, track, g, v2, namespace_isolated=False)
+    vc.authorize(VolumePath(g, v1), x)
+    vc.authorize(VolumePath(g, v2), x)
+    assert cap_tokens(ceph.caps(x)["osd"]) == [_pool_cap(data_pool)] * 2
+    vc.deauthorize(VolumePath(g, v1), x)
+    assert cap_tokens(ceph.caps(x)["osd"]) == [_pool_cap(data_pool)]
+    vc.deauthorize(VolumePath(g, v2), x)
+    assert ceph.auth_get(x) is None
+
+
+def test_shared_pool_cap_daemon_only(rpc, ceph, unique, track, data_pool):
+    """Daemon alone, two pool-only volumes: v2 keeps the pool cap when v1 goes."""
+    g, v1, v2 = unique("grp"), unique("vol"), unique("vol")
+    x = unique("po")
+    track.auth_ids.append(x)
+    d_create_volume(rpc, track, g, v1, namespace_isolated=False)
+    d_create_volume(rpc, track, g, v2, namespace_isolated=False)
+    rpc.call("authorize", volume_path=vp(g, v1), auth_id=x)
+    rpc.call("authorize", volume_path=vp(g, v2), auth_id=x)
+    rpc.call("deauthorize", volume_path=vp(g, v1), auth_id=x)
+    caps = ceph.caps(x)
+    assert cap_tokens(caps["mds"]) == ["allow rw path=" + volume_dir(g, v2)]
+    assert _pool_cap(data_pool) in cap_tokens(caps["osd"])
+    rpc.call("deauthorize", volume_path=vp(g, v2), auth_id=x)
+    assert ceph.auth_get(x) is None
+
+
+def test_shared_pool_cap_daemon_deauthorizes_python_grants(vc, rpc, ceph, unique, track, data_pool):
+    """Python grants two pool-only volumes (two pool caps); the daemon takes v1
+    away, then Python takes v2 away: nothing may be left of the entity."""
+    g, v1, v2 = unique("grp"), unique("vol"), unique("vol")
+    x = unique("pr")
+    track.auth_ids.append(x)
+    py_create_volume(vc, track, g, v1, namespace_isolated=False)
+    py_create_volume(vc, track, g, v2, namespace_isolated=False)
+    vc.authorize(VolumePath(g, v1), x)
+    vc.authorize(VolumePath(g, v2), x)
+
+    rpc.call("deauthorize", volume_path=vp(g, v1), auth_id=x)
+    caps = ceph.caps(x)
+    assert cap_tokens(caps["mds"]) == ["allow rw path=" + volume_dir(g, v2)]
+    assert cap_tokens(caps["osd"]) == [_pool_cap(data_pool)], \
+        "v1's pool cap was not removed ({})".format(caps)
+
+    vc.deauthorize(VolumePath(g, v2), x)
+    assert ceph.auth_get(x) is None, "a pool-wide osd cap outlived every grant ({})".format(ceph.caps(x))
+
+
+def test_pool_cap_of_other_access_level_removed(rpc, ceph, unique, track, data_pool):
+    """Daemon only: rw on pool-only v1, r on pool-only v2 (same pool).
+    Deauthorizing v1 must drop `allow rw pool=...` (the Python client does),
+    or the ID keeps write access to the whole pool with only a read grant left."""
+    g, v1, v2 = unique("grp"), unique("vol"), unique("vol")
+    x = unique("pa")
+    track.auth_ids.append(x)
+    d_create_volume(rpc, track, g, v1, namespace_isolated=False)
+    d_create_volume(rpc, track, g, v2, namespace_isolated=False)
+    rpc.call("authorize", volume_path=vp(g, v1), auth_id=x)
+    rpc.call("authorize", volume_path=vp(g, v2), auth_id=x, readonly=True)
+    rpc.call("deauthorize", volume_path=vp(g, v1), auth_id=x)
+    caps = ceph.caps(x)
+    assert cap_tokens(caps["mds"]) == ["allow r path=" + volume_dir(g, v2)]
+    assert cap_tokens(caps["osd"]) == [_pool_cap(data_pool, "r")], \
+        "write access to the pool outlived the rw grant ({})".format(caps)
+
+
+def test_readonly_grant_keeps_other_volumes_pool_cap(vc, rpc, ceph, unique, track, data_pool):
+    """rw on pool-only v1, then read-only on pool-only v2 (same pool). The
+    second grant must not take v1's `allow rw pool=...` away: the Python client
+    only drops the other access level's caps of the SAME volume (its mds path
+    cap must be present). Checked for both implementations."""
+    g = unique("grp")
+    v1, v2, w1, w2 = (unique("vol") for _ in range(4))
+    x, y = unique("rk"), unique("rk")
+    track.auth_ids += [x, y]
+    for v in (v1, v2, w1, w2):
+        py_create_volume(vc, track, g, v, namespace_isolated=False)
+
+    # Python alone: both pool caps are kept.
+    vc.authorize(VolumePath(g, w1), y)
+    vc.authorize(VolumePath(g, w2), y, readonly=True)
+    assert sorted(cap_tokens(ceph.caps(y)["osd"])) == sorted([_pool_cap(data_pool), _pool_cap(data_pool, "r")])
+
+    # The daemon.
+    rpc.call("authorize", volume_path=vp(g, v1), auth_id=x)
+    rpc.call("authorize", volume_path=vp(g, v2), auth_id=x, readonly=True)
+    caps = ceph.caps(x)
+    assert set(cap_tokens(caps["mds"])) == {"allow rw path=" + volume_dir(g, v1), "allow r path=" + volume_dir(g, v2)}
+    assert _pool_cap(data_pool) in cap_tokens(caps["osd"]), \
+        "v1 (rw) lost write access to its data when v2 was granted read-only ({})".format(caps)
+
+
+# --------------------------------------------------------------------------
+# 7b. Concurrent updates of one auth ID from both implementations
+
+
+def test_concurrent_same_auth_id_many_volumes(vc, daemon, ceph, rawfs, unique, track, data_pool):
+    """Both sides authorize ONE auth ID on different volumes at the same time:
+    the auth metadata and the entity's caps must end with every volume."""
+    g = unique("grp")
+    n = 5
+    py_vols = [unique("vp") for _ in range(n)]
+    d_vols = [unique("vd") for _ in range(n)]
+    for v in py_vols + d_vols:
+        py_create_volume(vc, track, g, v)
+    x = unique("same")
+    track.auth_ids.append(x)
+    tenant = unique("t")
+    # Create the ID first, so both sides only update it.
+    vc.authorize(VolumePath(g, py_vols[0]), x, tenant_id=tenant)
+
+    errors = []
+
+    def python_side():
+        try:
+            for v in py_vols[1:]:
+                vc.authorize(VolumePath(g, v), x, tenant_id=tenant)
+        except Exception as e:  # noqa: BLE001
+            errors.append(("python", e))
+
+    def daemon_side():
+        c = daemon.client()
+        try:
+            for v in d_vols:
+                c.call("authorize", volume_path=vp(g, v), auth_id=x, tenant_id=tenant)
+        except Exception as e:  # noqa: BLE001
+            errors.append(("daemon", e))
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=python_side), threading.Thread(target=daemon_side)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "workers hung"
+    assert not errors, errors
+
+    meta = rawfs.read_json(auth_meta_path(x))
+    assert meta["dirty"] is False
+    assert meta["tenant_id"] == tenant
+    assert meta["subvolumes"] == {meta_key(g, v): {"access_level": "rw", "dirty": False} for v in py_vols + d_vols}
+    caps = ceph.caps(x)
+    assert sorted(cap_tokens(caps["mds"])) == sorted(want_caps(g, v, data_pool)[0] for v in py_vols + d_vols)
+    assert sorted(cap_tokens(caps["osd"])) == sorted(want_caps(g, v, data_pool)[1] for v in py_vols + d_vols)
+    for v in py_vols + d_vols:
+        assert rawfs.read_json(volume_meta_path(g, v))["auths"] == {x: {"access_level": "rw", "dirty": False}}
+
+
 # --------------------------------------------------------------------------
 # 11. More mixed cases
 
@@ -799,3 +961,34 @@ def test_data_isolated_volume_from_daemon(vc, rpc, ceph, unique, track):
         rpc.call("delete_volume", volume_path=vp(None, v), data_isolated=True)
         rpc.call("purge_volume", volume_path=vp(None, v), data_isolated=True)
     assert pool not in ceph("osd", "pool", "ls")
+
+
+def test_recover_keeps_entries_of_volumes_it_cannot_name(vc, rpc, ceph, rawfs, unique, track, data_pool):
+    """The Python client accepts volume ids the daemon's identifier rules
+    refuse (here one starting with '_'). When such an entry is dirty, the daemon's
+    recover must not silently drop it from the auth metadata while the volume
+    metadata and the cephx caps still grant access: Python's deauthorize would
+    then find no entry and never revoke the caps."""
+    g = unique("grp")
+    odd = "_odd-" + uuid.uuid4().hex[:10]
+    x = unique("odd")
+    track.auth_ids.append(x)
+    py_create_volume(vc, track, g, odd)
+    vc.authorize(VolumePath(g, odd), x)
+    _dirty_both(rawfs, x, g, odd)
+
+    assert rpc.call("recover") is None
+
+    meta = rawfs.read_json(auth_meta_path(x))
+    vmeta = rawfs.read_json(volume_meta_path(g, odd))
+    caps = ceph.caps(x)
+    granted = caps is not None and ("allow rw path=" + volume_dir(g, odd)) in cap_tokens(caps.get("mds"))
+    in_vmeta = x in (vmeta or {}).get("auths", {})
+    in_ameta = meta is not None and meta_key(g, odd) in meta.get("subvolumes", meta.get("volumes", {}))
+    assert in_ameta or not (granted or in_vmeta), (
+        "recover dropped the auth metadata entry of {} but left the grant (caps={}, volume meta={})".format(
+            meta_key(g, odd), caps, vmeta))
+
+    # And Python can still take the access away.
+    vc.deauthorize(VolumePath(g, odd), x)
+    assert ceph.auth_get(x) is None
