@@ -133,9 +133,9 @@ public final class CephFSMount: @unchecked Sendable {
     }
 
     /// Like `stat`, but nil when the path does not exist.
-    public func statIfExists(_ path: String) throws(CephError) -> FileStat? {
+    public func statIfExists(_ path: String, followSymlinks: Bool = true) throws(CephError) -> FileStat? {
         do {
-            return try stat(path)
+            return try stat(path, followSymlinks: followSymlinks)
         } catch Errno.ENOENT {
             return nil
         }

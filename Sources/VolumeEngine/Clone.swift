@@ -34,7 +34,7 @@ extension VolumeEngine {
                 try copyTree(from: from, to: to)
             } else if st.isSymlink {
                 let target = try fs.readlink(from)
-                try ignoring(.ENOENT) { () throws(CephError) in try fs.unlink(to) }
+                try ifPresent(to) { p throws(CephError) in try fs.unlink(p) }
                 try fs.symlink(target: target, at: to)
             } else if st.isRegularFile {
                 try copyFile(from: from, to: to, mode: st.permissions)

@@ -11,13 +11,14 @@ extension VolumeEngine {
     public func destroyGroup(_ groupID: String) throws {
         try Identifier.validateGroupID(groupID)
         do {
-            try fs.rmdir(layout.groupPath(groupID))
-        } catch {
-            switch error.errno {
-            case .ENOENT: logger.debug("destroy_group: \(groupID) already gone")
-            case .ENOTEMPTY: throw VolumeError(.volumeClientError, "group \(groupID) is not empty", errno: .ENOTEMPTY)
-            default: throw error
+            if try !ifPresent(layout.groupPath(groupID), { p throws(CephError) in try fs.rmdir(p) }) {
+                logger.debug("destroy_group: \(groupID) already gone")
             }
+        } catch {
+            if error.errno == .ENOTEMPTY {
+                throw VolumeError(.volumeClientError, "group \(groupID) is not empty", errno: .ENOTEMPTY)
+            }
+            throw error
         }
     }
 

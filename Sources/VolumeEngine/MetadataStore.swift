@@ -70,9 +70,10 @@ struct MetadataStore: Sendable {
             if create {
                 file = try fs.open(path, flags: O_CREAT | O_RDWR, mode: Self.fileMode)
             } else {
-                guard let existing = try ignoring(.ENOENT, { () throws(CephError) in try fs.open(path, flags: O_RDWR) }) else {
-                    return nil
-                }
+                // Stat first: no ENOENT-failing call on a path we may lock later (see VolumeEngine.ifPresent).
+                guard try fs.statIfExists(path) != nil,
+                    let existing = try ignoring(.ENOENT, { () throws(CephError) in try fs.open(path, flags: O_RDWR) })
+                else { return nil }
                 file = existing
             }
             do throws(CephError) {

@@ -28,7 +28,7 @@ extension VolumeEngine {
     }
 
     private func removeSnapshot(_ path: String) throws {
-        if try ignoring(.ENOENT, { () throws(CephError) in try fs.rmdir(path) }) == nil {
+        if try !ifPresent(path, { p throws(CephError) in try fs.rmdir(p) }) {
             logger.info("snapshot \(path) was already gone")
         }
     }

@@ -57,11 +57,12 @@ extension VolumeEngine {
     public func deleteVolume(_ volume: VolumePath, dataIsolated: Bool = false) throws {
         let path = layout.volumePath(volume)
         try mkdirs(layout.trashPath, mode: 0o755)
-        if try ignoring(.ENOENT, { () throws(CephError) in try fs.rename(path, to: layout.trashedVolumePath(volume)) }) == nil {
+        let trashed = layout.trashedVolumePath(volume)
+        if try !ifPresent(path, { p throws(CephError) in try fs.rename(p, to: trashed) }) {
             logger.info("delete_volume: \(path) is already gone")
         }
         CrashPoint.deleteVolumeTrashed.reach()
-        try ignoring(.ENOENT) { () throws(CephError) in try fs.unlink(layout.volumeMetadataPath(volume)) }
+        try ifPresent(layout.volumeMetadataPath(volume)) { p throws(CephError) in try fs.unlink(p) }
     }
 
     /// Deletes a trashed volume's data, and its pool when data-isolated (idempotent).
@@ -75,6 +76,16 @@ extension VolumeEngine {
         if dataIsolated {
             try removeDataPool(layout.poolName(volume))
         }
+    }
+
+    /// Runs a destructive `operation` on `path` only if it exists, as the seed
+    /// does. Not just for tidiness: in libcephfs 16.2 a rename of a missing
+    /// path can leave later operations on its destination hanging, so calls
+    /// that would fail with ENOENT are not made. Returns false when absent.
+    @discardableResult
+    func ifPresent(_ path: String, _ operation: (String) throws(CephError) -> Void) throws(CephError) -> Bool {
+        guard try fs.statIfExists(path, followSymlinks: false) != nil else { return false }
+        return try ignoring(.ENOENT) { () throws(CephError) in try operation(path) } != nil
     }
 
     /// Deletes a directory tree, without following symlinks.

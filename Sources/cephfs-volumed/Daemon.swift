@@ -194,7 +194,16 @@ struct Daemon: ParsableCommand {
         stop.wait()
         logger.info("shutting down")
         server.shutdown()
-        engine.shutdown()
+        // Unmounting waits for calls still inside Ceph. One stuck past the
+        // drain deadline must not keep the process alive for ever.
+        let unmounted = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            engine.shutdown()
+            unmounted.signal()
+        }
+        if unmounted.wait(timeout: .now() + max(5, c.drainTimeout)) == .timedOut {
+            logger.warning("calls are still stuck in the cluster; exiting without a clean unmount")
+        }
         logger.info("stopped")
     }
 }
