@@ -33,6 +33,8 @@ public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
     public let pid: Int32
     public let uid: UInt32
     public let gid: UInt32
+    /// Supplementary groups (SO_PEERGROUPS), so group membership counts, not only the primary group.
+    public var groups: [UInt32] = []
     public var description: String { "pid=\(pid) uid=\(uid) gid=\(gid)" }
 }
 
@@ -118,7 +120,15 @@ enum UnixSocket {
         var cred: (Int32, UInt32, UInt32) = (0, 0, 0)
         var len = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 else { return nil }
-        return PeerCredentials(pid: cred.0, uid: cred.1, gid: cred.2)
+        var peer = PeerCredentials(pid: cred.0, uid: cred.1, gid: cred.2)
+        // SO_PEERGROUPS (Linux 4.13+): the peer's supplementary groups at connect time.
+        let soPeerGroups: Int32 = 59
+        var groups = [UInt32](repeating: 0, count: 256)
+        var glen = socklen_t(groups.count * MemoryLayout<UInt32>.size)
+        if getsockopt(fd, SOL_SOCKET, soPeerGroups, &groups, &glen) == 0 {
+            peer.groups = Array(groups.prefix(Int(glen) / MemoryLayout<UInt32>.size))
+        }
+        return peer
         #else
         return nil
         #endif

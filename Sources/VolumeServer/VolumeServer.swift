@@ -125,11 +125,14 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
         }
     }
 
-    /// Root, the allowed uids and gids, and members of the socket's group get in.
+    /// Root, the allowed uids and gids, and members of the socket's group
+    /// (primary or supplementary) get in.
     func isAllowed(_ peer: PeerCredentials?) -> Bool {
         guard let peer else { return false }
         if peer.uid == 0 || config.allowedUIDs.contains(peer.uid) { return true }
-        if peer.gid == effectiveGroup || config.allowedGIDs.contains(peer.gid) { return true }
+        for gid in [peer.gid] + peer.groups where gid == effectiveGroup || config.allowedGIDs.contains(gid) {
+            return true
+        }
         return false
     }
 

@@ -144,6 +144,9 @@ struct ServerLimitTests {
         // The socket's group is admitted.
         let admitted = try runProcess("/usr/bin/setpriv", ["--reuid=65533", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script.replacingOccurrences(of: "read()", with: "readline()")])
         #expect(try JSONValue.parse(admitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["result"] == [:])
+        // So is a peer that has it only as a supplementary group.
+        let member = try runProcess("/usr/bin/setpriv", ["--reuid=65533", "--regid=65533", "--groups=65534", "/usr/bin/python3", "-c", script.replacingOccurrences(of: "read()", with: "readline()")])
+        #expect(try JSONValue.parse(member.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["result"] == [:], "\(member.stderr)")
     }
 
     @Test func socketFileIsGroupReadableOnly() throws {
