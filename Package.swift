@@ -7,12 +7,14 @@ let package = Package(
     products: [
         .executable(name: "cephfs-volumed", targets: ["cephfs-volumed"]),
         .executable(name: "rpc-cli", targets: ["rpc-cli"]),
+        .executable(name: "volumed-bench", targets: ["volumed-bench"]),
         .library(name: "VolumeClient", targets: ["VolumeClient"]),
         .library(name: "VolumeProtocol", targets: ["VolumeProtocol"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         // C access: librados imports cleanly; libcephfs goes through a C facade
@@ -37,7 +39,7 @@ let package = Package(
         .target(
             name: "VolumeServer",
             dependencies: [
-                "VolumeEngine", "VolumeProtocol", "JSONValue",
+                "VolumeEngine", "VolumeProtocol", "JSONValue", "Ceph",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -58,6 +60,15 @@ let package = Package(
             ]
         ),
 
+        .executableTarget(
+            name: "volumed-bench",
+            dependencies: [
+                "VolumeClient", "VolumeProtocol", "JSONValue", "Ceph",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+
         .target(name: "TestSupport", dependencies: ["Ceph", "JSONValue"], path: "Tests/TestSupport"),
         .testTarget(name: "JSONValueTests", dependencies: ["JSONValue"]),
         .testTarget(name: "CephTests", dependencies: ["Ceph", "TestSupport"]),
@@ -67,7 +78,9 @@ let package = Package(
             dependencies: ["VolumeServer", "VolumeEngine", "VolumeProtocol", "JSONValue", "TestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
+        .testTarget(name: "VolumeClientTests", dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport"]),
         .testTarget(name: "VolumeEngineTests", dependencies: ["VolumeEngine", "Ceph", "JSONValue", "TestSupport"]),
+        .testTarget(name: "FaultTests", dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport", "Ceph", "cephfs-volumed", "rpc-cli"]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [

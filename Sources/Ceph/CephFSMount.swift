@@ -104,7 +104,9 @@ public final class CephFSMount: @unchecked Sendable {
     }
 
     @discardableResult
-    func run<T>(_ operation: String, _ body: (OpaquePointer) throws(CephError) -> T) throws(CephError) -> T {
+    /// `counted` is false for calls served in batches from the client's cache (readdir).
+    func run<T>(_ operation: String, counted: Bool = true, _ body: (OpaquePointer) throws(CephError) -> T) throws(CephError) -> T {
+        if counted { CallCounter.count(\.fs) }
         let m = cmount
         return try guard_.use(operation) { () throws(CephError) -> T in try body(m) }
     }
@@ -250,6 +252,7 @@ public final class CephFSMount: @unchecked Sendable {
     public func mdsCommand(_ target: String, _ args: [String: JSONValue]) throws(CephError) -> CommandOutput {
         let prefix = args["prefix"]?.stringValue ?? "?"
         let cmd = encodeCommand(args)
+        CallCounter.count(\.mds)
         return try run("mds command") { m throws(CephError) in
             var outbuf: UnsafeMutablePointer<CChar>?
             var outlen = 0

@@ -130,7 +130,7 @@ public final class DirectoryStream: @unchecked Sendable {
     public func next() throws(CephError) -> DirectoryEntry? {
         let (mount, dir) = (self.mount, self.dir)
         return try guard_.use("readdir") { () throws(CephError) -> DirectoryEntry? in
-            try mount.run("readdir") { m throws(CephError) in
+            try mount.run("readdir", counted: false) { m throws(CephError) in
                 var name = [CChar](repeating: 0, count: 512)
                 var type: UInt8 = 0
                 let r = try check(vd_readdir(m, dir, &name, name.count, &type), "readdir", path)

@@ -35,6 +35,7 @@ public final class IOContext: @unchecked Sendable {
     @discardableResult
     private func run<T: Sendable>(_ operation: String, _ body: (rados_ioctx_t) throws(CephError) -> T) throws(CephError) -> T {
         let io = self.io
+        CallCounter.count(\.rados)
         return try guard_.use(operation) { () throws(CephError) -> T in
             try opLock.withLock { _ throws(CephError) -> T in try body(io) }
         }

@@ -114,12 +114,14 @@ public final class RadosCluster: @unchecked Sendable {
     /// Sends a command to the mons. `args` holds `prefix` and the command's
     /// arguments; `format: json` is added.
     public func monCommand(_ args: [String: JSONValue], input: [UInt8] = []) throws(CephError) -> CommandOutput {
-        try command(args, input: input, kind: "mon command", send: rados_mon_command)
+        CallCounter.count(\.mon)
+        return try command(args, input: input, kind: "mon command", send: rados_mon_command)
     }
 
     /// Sends a command to the active mgr.
     public func mgrCommand(_ args: [String: JSONValue], input: [UInt8] = []) throws(CephError) -> CommandOutput {
-        try command(args, input: input, kind: "mgr command", send: rados_mgr_command)
+        CallCounter.count(\.mgr)
+        return try command(args, input: input, kind: "mgr command", send: rados_mgr_command)
     }
 
     /// A mon command whose JSON reply is decoded; nil when the reply is empty.

@@ -13,8 +13,12 @@ extension VolumeEngine {
         mode: UInt32 = 0o755
     ) throws -> String {
         let path = layout.volumePath(volume)
-        try refuseVolumeIDInOtherGroup(volume)
-        try mkdirs(path, mode: mode)
+        let exists = try fs.statIfExists(path) != nil
+        // A repeat call on an existing volume needs no scan of the other groups.
+        if !exists {
+            try refuseVolumeIDInOtherGroup(volume)
+            try mkdirs(path, mode: mode)
+        }
         CrashPoint.createVolumeDirectoryMade.reach()
         if let size {
             try fs.setxattr(path, "ceph.quota.max_bytes", String(size))

@@ -1,3 +1,4 @@
+import Ceph
 import Dispatch
 import Synchronization
 import JSONValue
@@ -123,7 +124,9 @@ public final class RPCDispatcher: Sendable {
                 }
             }
             do {
-                finish(.success(try call.execute()))
+                let (result, calls) = try CallCounter.measure { try call.execute() }
+                logger.debug("\(method.name): \(calls)")
+                finish(.success(result))
             } catch {
                 let e = ErrorMapping.rpcError(error)
                 if e.code == .engineError { logger.notice("\(method.name) failed: \(e)") }

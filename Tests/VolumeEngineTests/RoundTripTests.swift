@@ -1,0 +1,50 @@
+import Ceph
+import Logging
+import Testing
+import TestSupport
+
+@testable import VolumeEngine
+
+/// The cluster calls each operation makes, pinned so that a change that adds
+/// round trips shows up here. README lists the same figures.
+@Suite("Round trips per operation", .serialized, .enabled(if: TestCluster.isAvailable, "needs the dev cluster"))
+final class RoundTripTests {
+    let engine: VolumeEngine
+
+    init() throws {
+        let env = try #require(TestCluster.environment)
+        engine = try VolumeEngine.connect(
+            EngineConfiguration(cluster: TestCluster.options(), fsName: env.fsName, instanceName: TestCluster.uniqueName("rt")),
+            logger: Logger(label: "test"), evictStaleSessions: false)
+    }
+
+    deinit { engine.shutdown() }
+
+    @Test func countsForTheMainOperations() throws {
+        let v = try VolumePath(groupID: "rt", volumeID: TestCluster.uniqueName("rtvol"))
+        let id = TestCluster.uniqueName("rtid")
+        let groups = try engine.fs.listDirectory("/volumes").filter {
+            $0.kind == .directory && ($0.name == "_nogroup" || !$0.name.hasPrefix("_"))
+        }.count
+        let (_, create) = try CallCounter.measure { try engine.createVolume(v, size: 1 << 20) }
+        let (_, createAgain) = try CallCounter.measure { try engine.createVolume(v, size: 1 << 20) }
+        let (_, authorize) = try CallCounter.measure { try engine.authorize(v, authID: id, tenantID: "t") }
+        let (_, again) = try CallCounter.measure { try engine.authorize(v, authID: id, tenantID: "t") }
+        let (_, list) = try CallCounter.measure { try engine.getAuthorizedIDs(v) }
+        let (_, deauthorize) = try CallCounter.measure { try engine.deauthorize(v, authID: id) }
+        let (_, delete) = try CallCounter.measure { try engine.deleteVolume(v) }
+        let (_, purge) = try CallCounter.measure { try engine.purgeVolume(v) }
+        print("round trips: create_volume \(create) (\(groups) groups); create_volume (again) \(createAgain); authorize (new ID) \(authorize); authorize (again) \(again); get_authorized_ids \(list); deauthorize \(deauthorize); delete_volume \(delete); purge_volume \(purge)")
+
+        // One mon write per authorize; the key comes from it, not a second `auth get`.
+        #expect(authorize.mon == 2, "auth get + auth get-or-create")
+        #expect(again.mon == 1, "an unchanged grant is not rewritten")
+        #expect(authorize.fs <= 26)
+        // The volume_id check stats the volume's name in each other group.
+        #expect(create.mon == 0 && create.fs <= 12 + groups, "\(groups) groups")
+        #expect(createAgain.fs <= 6)
+        #expect(list.mon == 0 && list.fs <= 8)
+        #expect(deauthorize.mon == 2, "auth get + auth del")
+        #expect(delete.mon == 0 && purge.mon == 0)
+    }
+}
