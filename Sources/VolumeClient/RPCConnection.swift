@@ -11,7 +11,7 @@ import Darwin
 #endif
 
 /// Why a call did not get a JSON-RPC answer.
-public enum ConnectionError: Error, Sendable, CustomStringConvertible {
+public enum ConnectionError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The socket could not be reached: it does not exist (`ENOENT`), nobody
     /// listens on it (`ECONNREFUSED`), access was refused (`EACCES`), or the
     /// connect timeout passed (`ETIMEDOUT`).
@@ -76,12 +76,19 @@ public final class RPCConnection: Sendable {
         var pending: [Int64: Pending] = [:]
         var nextID: Int64 = 1
         var generation = 0
+        /// The connect under way, which concurrent calls wait for together.
+        var connecting: Task<Link, any Error>?
     }
 
     private final class Weak: Sendable {
         nonisolated(unsafe) weak var value: RPCConnection?
         init(_ value: RPCConnection) { self.value = value }
     }
+
+    /// Fires call timeouts. A queue of its own (not a global one) gets a
+    /// thread even when the host's global queues are busy with blocking work,
+    /// so timeouts stay on time.
+    private static let timers = DispatchQueue(label: "VolumeClient.RPCConnection.timeouts")
 
     public let socketPath: String
     public let maxLineLength: Int
@@ -172,7 +179,7 @@ public final class RPCConnection: Sendable {
                     self.retire(link)
                 }
                 if let timeout {
-                    DispatchQueue.global().asyncAfter(deadline: .now() + max(0, timeout)) { [weak self] in
+                    Self.timers.asyncAfter(deadline: .now() + max(0, timeout)) { [weak self] in
                         if let c = self?.takePending(id) { c.resume(throwing: ConnectionError.timedOut) }
                     }
                 }
@@ -207,40 +214,60 @@ public final class RPCConnection: Sendable {
 
     /// The open link, connecting first when there is none. A link whose peer
     /// has hung up (a daemon that stopped, whose end of stream the reader has
-    /// not processed yet) is retired rather than used.
+    /// not processed yet) is retired rather than used. Calls that need a
+    /// connection at the same time share one connect.
     private func currentLink() async throws -> Link {
-        if let link = state.withLock({ $0.link }) {
-            if !Self.peerHungUp(link.socket.fd) { return link }
-            // Stop sending on it; the reader still drains replies already on their way.
-            state.withLock { s in
-                if s.link?.generation == link.generation { s.link = nil }
+        let attempt = state.withLock { s -> Task<Link, any Error>? in
+            if let link = s.link {
+                if !Self.peerHungUp(link.socket.fd) { return nil }
+                // Stop sending on it; its reader still drains replies already on their way.
+                s.link = nil
             }
+            if let pending = s.connecting { return pending }
+            let t = Task { try await self.connectLink() }
+            s.connecting = t
+            return t
         }
-        let socket = Socket(try await Self.connect(socketPath, timeout: connectTimeout))
-        let (link, isNew) = state.withLock { s -> (Link, Bool) in
-            // Another call connected meanwhile: use its link; ours is closed on release.
-            if let existing = s.link { return (existing, false) }
+        if let attempt { return try await attempt.value }
+        // The fast path: an open link (read again, as the lock was released).
+        if let link = state.withLock({ $0.link }) { return link }
+        return try await currentLink()
+    }
+
+    /// Connects, installs the new link and starts its reader.
+    private func connectLink() async throws -> Link {
+        let socket: Socket
+        do {
+            socket = Socket(try await Self.connect(socketPath, timeout: connectTimeout))
+        } catch {
+            state.withLock { $0.connecting = nil }
+            throw error
+        }
+        let link = state.withLock { s -> Link in
             s.generation += 1
             let link = Link(
                 socket: socket, generation: s.generation,
                 writer: DispatchQueue(label: "VolumeClient.RPCConnection.writer.\(s.generation)"))
             s.link = link
-            return (link, true)
+            s.connecting = nil
+            return link
         }
-        if isNew {
-            let owner = Weak(self)
-            let maxLine = maxLineLength
-            let thread = Thread { Self.readLoop(link: link, owner: owner, maxLineLength: maxLine) }
-            thread.name = "VolumeClient reader"
-            thread.start()
-        }
+        let owner = Weak(self)
+        let maxLine = maxLineLength
+        let thread = Thread { Self.readLoop(link: link, owner: owner, maxLineLength: maxLine) }
+        thread.name = "VolumeClient reader"
+        thread.start()
         return link
     }
 
+    /// Linux's POLLRDHUP (peer closed its writing side), which Glibc's module
+    /// does not export without _GNU_SOURCE.
+    private static let pollReadHangUp: Int16 = 0x2000
+
     private static func peerHungUp(_ fd: Int32) -> Bool {
-        var p = pollfd(fd: fd, events: Int16(POLLRDHUP), revents: 0)
+        var p = pollfd(fd: fd, events: pollReadHangUp, revents: 0)
         guard poll(&p, 1, 0) > 0 else { return false }
-        return p.revents & Int16(POLLRDHUP | POLLHUP | POLLERR | POLLNVAL) != 0
+        return p.revents & (pollReadHangUp | Int16(POLLHUP | POLLERR | POLLNVAL)) != 0
     }
 
     /// Connects a Unix stream socket. The connect itself is non-blocking: a

@@ -1,53 +1,306 @@
 import JSONValue
 import VolumeProtocol
 
-/// A typed client of `cephfs-volumed`: one Swift method per RPC.
+/// A typed client of `cephfs-volumed`: one `async` Swift method per RPC of
+/// Ceph's `CephFSVolumeClient` API.
 ///
 /// ```swift
-/// let client = VolumeClient(socketPath: "/run/cephfs-volumed/volumed.sock")
-/// let mons = try await client.getMonAddrs()
+/// import VolumeClient
+///
+/// let client = VolumeClient(socketPath: "/run/cephfs-volumed/volumed.sock", callTimeout: 60)
+///
+/// // A group, and a 10 GiB volume in it.
+/// try await client.createGroup("tenants")
+/// let volume = VolumePath(groupID: "tenants", volumeID: "vol1")
+/// let mountPath = try await client.createVolume(volume, size: try ByteSize.parse("10GiB"))
+///
+/// // Let a tenant's guest mount it, and hand the guest its cephx key.
+/// let key = try await client.authorize(volume, authID: "alice", tenantID: "tenant1")
+/// print("mount \(mountPath) as client.alice with key \(key ?? "(existing)")")
+///
+/// for id in try await client.getAuthorizedIDs(volume) ?? [] {
+///     print(id.authID, id.accessLevel)           // alice rw
+/// }
+///
+/// // Failures the daemon reports are RPCErrors carrying the engine's error type.
+/// do {
+///     _ = try await client.getObject(pool: "cephfs_data", object: "missing")
+/// } catch let e as RPCError where e.engineType == .objectNotFound {
+///     print("no such object (\(e.errnoName ?? "?"))")
+/// }
+///
+/// // Tear down.
+/// try await client.deauthorize(volume, authID: "alice")
+/// try await client.evict(authID: "alice", volume: volume)
+/// try await client.deleteVolume(volume)
+/// try await client.purgeVolume(volume)
+/// try await client.destroyGroup("tenants")
 /// ```
 ///
-/// Safe to share between tasks; calls are pipelined on one connection.
-/// Failures the server reports are thrown as ``RPCError`` (with the engine
-/// error type and errno); transport failures as ``ConnectionError``.
+/// A client is safe to share between any number of tasks: calls are pipelined
+/// on one connection (see ``RPCConnection``) and replies are matched by id.
+/// The connection is made by the first call and made again by the next call
+/// after it drops, so a client outlives daemon restarts.
+///
+/// Errors:
+/// - a failure the daemon reports is thrown as `RPCError`: for the engine's
+///   failures (code -32000) ``RPCError/engineType`` is the seed's exception
+///   class (`VolumeClientError`, `ObjectNotFound`, `ClusterError`, ...), with
+///   ``RPCError/errno`` and ``RPCError/errnoName`` when Ceph gave an errno;
+///   bad params are -32602;
+/// - no answer is ``ConnectionError``: `connectFailed`, `closed`, `timedOut`,
+///   or `invalidReply` for a reply that does not have the expected shape.
+///
+/// Optional parameters have the defaults of the seed's Python API (mode
+/// `0o755`, namespace isolation on, no tenant, ...).
 public final class VolumeClient: Sendable {
+    /// Where the packaged daemon listens.
     public static let defaultSocketPath = "/run/cephfs-volumed/volumed.sock"
+
+    /// The default mode of groups, volumes and snapshots: `0o755`.
+    public static let defaultMode: UInt32 = 0o755
 
     public let connection: RPCConnection
     /// Seconds to wait for each reply; nil waits for ever.
     public let callTimeout: Double?
 
-    public init(socketPath: String = VolumeClient.defaultSocketPath, callTimeout: Double? = nil) {
-        connection = RPCConnection(socketPath: socketPath)
+    /// - Parameters:
+    ///   - socketPath: the daemon's Unix socket.
+    ///   - callTimeout: seconds to wait for each reply, nil for no limit.
+    ///     `evict` waits at least its own `timeout` plus 30 s.
+    ///   - connectTimeout: seconds to keep trying while the daemon's listen
+    ///     backlog is full. A missing socket fails at once.
+    public init(socketPath: String = VolumeClient.defaultSocketPath, callTimeout: Double? = nil, connectTimeout: Double = 10) {
+        connection = RPCConnection(socketPath: socketPath, connectTimeout: connectTimeout)
         self.callTimeout = callTimeout
     }
 
     /// Calls any method by name with raw params: the escape hatch.
+    ///
+    /// - Returns: the JSON `result`.
     public func call(_ method: String, params: JSONValue? = nil) async throws -> JSONValue {
         try await connection.call(method, params: params, timeout: callTimeout)
     }
 
+    /// Closes the connection; outstanding calls fail with ``ConnectionError/closed``.
+    /// The next call connects again.
     public func close() { connection.close() }
 
-    /// Answers "pong" when the daemon is up.
+    /// Sends a prepared call with this client's timeout (raised to the call's minimum).
+    package func perform(_ c: RPCCall) async throws -> JSONValue {
+        let timeout = callTimeout.map { max($0, c.minimumTimeout ?? 0) }
+        return try await connection.call(c.method, params: c.params, timeout: timeout)
+    }
+
+    // MARK: Service
+
+    /// Checks that the daemon answers.
+    ///
+    /// - Returns: `"pong"`.
+    @discardableResult
     public func ping() async throws -> String {
-        try decode(await call(Method.ping), as: "string") { $0.stringValue }
+        try Reply.string(await perform(.ping()))
     }
 
-    /// The monitors' `ip:port` addresses.
+    /// The daemon's version, the wire contract's version, the cluster's fsid,
+    /// and current load.
+    public func serverInfo() async throws -> ServerInfo {
+        try Reply.serverInfo(await perform(.serverInfo()))
+    }
+
+    /// The monitors' `ip:port` addresses, as a guest needs them to mount.
     public func getMonAddrs() async throws -> [String] {
-        let v = try await call(Method.getMonAddrs)
-        return try decode(v, as: "array of strings") { v in
-            v.arrayValue.flatMap { a in
-                let s = a.compactMap(\.stringValue)
-                return s.count == a.count ? s : nil
-            }
-        }
+        try Reply.strings(await perform(.getMonAddrs()))
     }
 
-    func decode<T>(_ value: JSONValue, as what: String, _ read: (JSONValue) -> T?) throws -> T {
-        guard let t = read(value) else { throw ConnectionError.invalidReply("expected \(what), got \(value.typeName)") }
-        return t
+    /// Finishes authorisation changes that a crash left half done (the seed's
+    /// `recover`). The daemon also runs it when it starts.
+    public func recover() async throws {
+        _ = try await perform(.recover())
+    }
+
+    // MARK: Groups
+
+    /// Creates a volume group: a directory that volumes can be created in.
+    ///
+    /// - Parameters:
+    ///   - groupID: the group's name.
+    ///   - mode: the directory's permission bits.
+    public func createGroup(_ groupID: String, mode: UInt32 = VolumeClient.defaultMode) async throws {
+        _ = try await perform(.createGroup(groupID, mode: mode))
+    }
+
+    /// Removes an empty volume group. A group that still holds volumes is
+    /// refused with a `VolumeClientError`; a missing group is not an error.
+    public func destroyGroup(_ groupID: String) async throws {
+        _ = try await perform(.destroyGroup(groupID))
+    }
+
+    // MARK: Volumes
+
+    /// Creates a volume (a directory with a quota and a layout of its own) and
+    /// returns its path inside the file system.
+    ///
+    /// Creating a volume that exists is not an error (the call is idempotent;
+    /// a size given is set again).
+    ///
+    /// - Parameters:
+    ///   - volume: the volume to create; its group must exist.
+    ///   - size: the quota in bytes (`ceph.quota.max_bytes`); nil for none.
+    ///   - dataIsolated: give the volume a RADOS pool of its own.
+    ///   - namespaceIsolated: give the volume a RADOS namespace of its own in
+    ///     the file system's data pool (ignored with `dataIsolated`).
+    ///   - mode: the directory's permission bits.
+    /// - Returns: the mount path, such as `/volumes/tenants/vol1`.
+    @discardableResult
+    public func createVolume(
+        _ volume: VolumePath, size: Int64? = nil, dataIsolated: Bool = false, namespaceIsolated: Bool = true,
+        mode: UInt32 = VolumeClient.defaultMode
+    ) async throws -> String {
+        try Reply.mountPath(await perform(
+            .createVolume(volume, size: size, dataIsolated: dataIsolated, namespaceIsolated: namespaceIsolated, mode: mode)))
+    }
+
+    /// Moves a volume to the trash, where ``purgeVolume(_:dataIsolated:)``
+    /// removes its data. Deleting a missing volume is not an error.
+    ///
+    /// - Parameter dataIsolated: as the volume was created.
+    public func deleteVolume(_ volume: VolumePath, dataIsolated: Bool = false) async throws {
+        _ = try await perform(.deleteVolume(volume, dataIsolated: dataIsolated))
+    }
+
+    /// Removes a deleted volume's data from the trash (and its pool, when it
+    /// was data-isolated).
+    ///
+    /// - Parameter dataIsolated: as the volume was created.
+    public func purgeVolume(_ volume: VolumePath, dataIsolated: Bool = false) async throws {
+        _ = try await perform(.purgeVolume(volume, dataIsolated: dataIsolated))
+    }
+
+    /// The bytes stored in a volume (`ceph.dir.rbytes`).
+    public func getUsedBytes(_ volume: VolumePath) async throws -> Int64 {
+        try Reply.bytes(await perform(.getUsedBytes(volume)))
+    }
+
+    /// Sets a volume's quota.
+    ///
+    /// - Parameter maxBytes: the quota in bytes; nil removes the quota.
+    public func setMaxBytes(_ volume: VolumePath, maxBytes: Int64?) async throws {
+        _ = try await perform(.setMaxBytes(volume, maxBytes: maxBytes))
+    }
+
+    // MARK: Authorization
+
+    /// Lets `client.<authID>` mount a volume, creating the cephx ID if needed.
+    ///
+    /// - Parameters:
+    ///   - volume: the volume to grant.
+    ///   - authID: the cephx ID, without `client.`.
+    ///   - readonly: grant read-only (`r`) rather than read-write (`rw`) access.
+    ///   - tenantID: the tenant that owns `authID`. With a tenant the key is
+    ///     returned, and an ID owned by another tenant is refused.
+    ///   - allowExistingID: allow an ID that exists but was not created by the
+    ///     volume client.
+    /// - Returns: the cephx secret of `client.<authID>` when `tenantID` was
+    ///   given; nil otherwise.
+    @discardableResult
+    public func authorize(
+        _ volume: VolumePath, authID: String, readonly: Bool = false, tenantID: String? = nil,
+        allowExistingID: Bool = false
+    ) async throws -> String? {
+        try Reply.authKey(await perform(
+            .authorize(volume, authID: authID, readonly: readonly, tenantID: tenantID, allowExistingID: allowExistingID)))
+    }
+
+    /// Takes a volume's access away from `client.<authID>`; the cephx ID is
+    /// deleted when it has no volume left. Mounted clients keep their access
+    /// until evicted (``evict(authID:volume:timeout:)``).
+    public func deauthorize(_ volume: VolumePath, authID: String) async throws {
+        _ = try await perform(.deauthorize(volume, authID: authID))
+    }
+
+    /// The auth IDs authorised on a volume, with their access levels.
+    ///
+    /// - Returns: the IDs, sorted; nil when no ID is authorised on the volume
+    ///   (or the volume does not exist), as the seed returns None.
+    public func getAuthorizedIDs(_ volume: VolumePath) async throws -> [AuthorizedID]? {
+        try Reply.authorizedIDs(await perform(.getAuthorizedIDs(volume)))
+    }
+
+    /// Evicts the CephFS clients of `client.<authID>` from every MDS rank.
+    ///
+    /// - Parameters:
+    ///   - authID: the cephx ID, without `client.`.
+    ///   - volume: only the clients that mounted this volume; nil for all.
+    ///   - timeout: seconds each MDS rank may take.
+    /// - Throws: an `RPCError` of type `EvictionError` or `ClusterTimeout`
+    ///   when a rank failed.
+    public func evict(authID: String, volume: VolumePath? = nil, timeout: Double = 30) async throws {
+        _ = try await perform(.evict(authID: authID, volume: volume, timeout: timeout))
+    }
+
+    // MARK: Snapshots and clones
+
+    /// Takes a snapshot of a volume.
+    public func createSnapshotVolume(
+        _ volume: VolumePath, snapshotName: String, mode: UInt32 = VolumeClient.defaultMode
+    ) async throws {
+        _ = try await perform(.createSnapshotVolume(volume, snapshotName: snapshotName, mode: mode))
+    }
+
+    /// Removes a snapshot of a volume. A missing snapshot is not an error.
+    public func destroySnapshotVolume(_ volume: VolumePath, snapshotName: String) async throws {
+        _ = try await perform(.destroySnapshotVolume(volume, snapshotName: snapshotName))
+    }
+
+    /// Takes a snapshot of a whole group.
+    public func createSnapshotGroup(
+        _ groupID: String, snapshotName: String, mode: UInt32 = VolumeClient.defaultMode
+    ) async throws {
+        _ = try await perform(.createSnapshotGroup(groupID, snapshotName: snapshotName, mode: mode))
+    }
+
+    /// Removes a snapshot of a group. A missing snapshot is not an error.
+    public func destroySnapshotGroup(_ groupID: String, snapshotName: String) async throws {
+        _ = try await perform(.destroySnapshotGroup(groupID, snapshotName: snapshotName))
+    }
+
+    /// Copies the contents of a snapshot of `source` into the existing volume
+    /// `destination`.
+    public func cloneVolumeToExisting(destination: VolumePath, source: VolumePath, snapshotName: String) async throws {
+        _ = try await perform(.cloneVolumeToExisting(destination: destination, source: source, snapshotName: snapshotName))
+    }
+
+    // MARK: RADOS objects
+
+    /// Writes a whole RADOS object, replacing what it held.
+    public func putObject(pool: String, object: String, data: [UInt8]) async throws {
+        _ = try await perform(.putObject(pool: pool, object: object, data: data))
+    }
+
+    /// Reads a whole RADOS object.
+    ///
+    /// - Throws: an `RPCError` of type `ObjectNotFound` when there is no such object or pool.
+    public func getObject(pool: String, object: String) async throws -> [UInt8] {
+        try Reply.base64(await perform(.getObject(pool: pool, object: object)))
+    }
+
+    /// Removes a RADOS object. A missing object is not an error.
+    public func deleteObject(pool: String, object: String) async throws {
+        _ = try await perform(.deleteObject(pool: pool, object: object))
+    }
+
+    /// Writes a whole RADOS object if its version is still `version`
+    /// (compare-and-swap on ``getObjectAndVersion(pool:object:)``'s version).
+    ///
+    /// - Parameter version: the expected current version; nil writes unconditionally.
+    /// - Throws: an `RPCError` of type `ClusterError` (`ERANGE`/`EOVERFLOW`) when the version moved on.
+    public func putObjectVersioned(pool: String, object: String, data: [UInt8], version: UInt64? = nil) async throws {
+        _ = try await perform(.putObjectVersioned(pool: pool, object: object, data: data, version: version))
+    }
+
+    /// Reads a whole RADOS object with its version.
+    public func getObjectAndVersion(pool: String, object: String) async throws -> (data: [UInt8], version: UInt64) {
+        try Reply.objectAndVersion(await perform(.getObjectAndVersion(pool: pool, object: object)))
     }
 }

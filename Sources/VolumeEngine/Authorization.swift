@@ -149,6 +149,8 @@ extension VolumeEngine {
             } else {
                 // CVE-2020-27781: an entity we did not create is not ours to edit.
                 if existing != nil && !allowExistingID {
+                    // The lock created the file; a refusal leaves nothing behind.
+                    try store.unlink(authLock)
                     throw VolumeError(
                         .volumeClientError,
                         "auth ID: \(authID) exists and not created by ceph_volume_client. Not allowed to modify",

@@ -35,7 +35,10 @@ final class Connection: @unchecked Sendable {
     private var peerClosedInput = false
     private(set) var state = State.created
     private let onClose: @Sendable (Connection) -> Void
+    /// One timer per connection, re-armed from `lastActivity` when it fires,
+    /// so reads do not create timers.
     private var idleTimer: DispatchSourceTimer?
+    private var lastActivity = DispatchTime.now()
 
     init(
         id: UInt64, fd: Int32, peer: PeerCredentials?, limits: ServerLimits,
@@ -52,6 +55,8 @@ final class Connection: @unchecked Sendable {
         queue = DispatchQueue(label: "volumed.conn.\(id)")
         writeQueue = DispatchQueue(label: "volumed.conn.\(id).write")
     }
+
+    static let readSize = 32 * 1024
 
     func start() {
         queue.async { [self] in
@@ -93,33 +98,40 @@ final class Connection: @unchecked Sendable {
     private func armIdleTimer() {
         dispatchPrecondition(condition: .onQueue(queue))
         guard limits.idleTimeout > 0 else { return }
-        idleTimer?.cancel()
         let t = DispatchSource.makeTimerSource(queue: queue)
-        t.schedule(deadline: .now() + limits.idleTimeout)
+        t.schedule(deadline: lastActivity + limits.idleTimeout)
         t.setEventHandler { [self] in
-            if inFlight == 0, state == .running {
+            let idleSince = lastActivity + limits.idleTimeout
+            if inFlight == 0, state == .running, DispatchTime.now() >= idleSince {
                 logger.debug("connection \(id) idle, closing")
                 close()
             } else {
-                armIdleTimer()
+                t.schedule(deadline: max(idleSince, .now() + 0.05))
             }
         }
         idleTimer = t
         t.resume()
     }
 
+    /// Reads until the socket would block, the in-flight limit pauses
+    /// reading, or the stream ends. Reading only once per event is not enough:
+    /// libdispatch may not signal again for data, or an end of stream, that
+    /// was already there when it fired.
     private func readAvailable() {
         dispatchPrecondition(condition: .onQueue(queue))
         guard state == .running else { return }
-        _ = readOnce()
-        if state == .running { armIdleTimer() }
+        lastActivity = .now()
+        while state == .running, !readSuspended, readOnce() {}
     }
 
     /// Reads one chunk and handles its lines. Returns false when nothing more can be read now.
     private func readOnce() -> Bool {
         dispatchPrecondition(condition: .onQueue(queue))
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        var n = 0
+        let buffer = [UInt8](unsafeUninitializedCapacity: Self.readSize) { b, count in
+            n = Glibc.read(fd, b.baseAddress, b.count)
+            count = max(n, 0)
+        }
         if n < 0 {
             if errno == EINTR { return true }
             if errno == EAGAIN || errno == EWOULDBLOCK { return false }
@@ -134,7 +146,7 @@ final class Connection: @unchecked Sendable {
             closeIfDrained()
             return false
         }
-        take(framer.feed(buffer[0..<n]))
+        take(framer.feed(buffer))
         return state != .closed
     }
 
@@ -249,16 +261,22 @@ final class Connection: @unchecked Sendable {
         }
     }
 
-    /// Closes the socket once queued replies are written (or failed). Input the
-    /// peer sent but we never read is discarded first: closing an AF_UNIX
-    /// stream with unread data resets it, and the peer could lose our last reply.
+    /// Closes the socket once queued replies are written (or failed), with a
+    /// short linger: after our end is shut down, input the peer is still
+    /// sending is read and discarded until it closes too (or 1 s passes).
+    /// Closing an AF_UNIX stream with unread input resets it, and the peer
+    /// would lose the reply we just wrote (an error line, say).
     private func closeSocketAfterWrites() {
         writeQueue.async { [self] in
             shutdown(fd, Int32(SHUT_WR))
+            let deadline = DispatchTime.now() + 1
             var scratch = [UInt8](repeating: 0, count: 16 * 1024)
-            for _ in 0..<64 {
+            while DispatchTime.now() < deadline {
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let left = Int32((deadline.uptimeNanoseconds &- DispatchTime.now().uptimeNanoseconds) / 1_000_000)
+                if poll(&p, 1, max(left, 1)) <= 0 { break }
                 let n = scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
+                if n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN) { break }
             }
             Glibc.close(fd)
             onClose(self)

@@ -39,7 +39,7 @@ public enum EngineMethods {
 
     public static func handlers(engine e: VolumeEngine, stats: ServerStats) -> [MethodHandler] {
         [
-            MethodHandler(Method.ping) { p in
+            MethodHandler(Method.ping, inline: true) { p in
                 try p.allowOnly([])
                 return PreparedCall { "pong" }
             },

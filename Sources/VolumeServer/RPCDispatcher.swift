@@ -22,11 +22,18 @@ public struct MethodHandler: Sendable {
     public let name: String
     /// Mutating calls are logged with the peer's identity.
     public let mutating: Bool
+    /// Inline calls never block (no cluster round trip), so they run on the
+    /// connection's queue instead of being handed to a worker thread.
+    public let inline: Bool
     public let prepare: @Sendable (Params) throws -> PreparedCall
 
-    public init(_ name: String, mutating: Bool = false, prepare: @escaping @Sendable (Params) throws -> PreparedCall) {
+    public init(
+        _ name: String, mutating: Bool = false, inline: Bool = false,
+        prepare: @escaping @Sendable (Params) throws -> PreparedCall
+    ) {
         self.name = name
         self.mutating = mutating
+        self.inline = inline
         self.prepare = prepare
     }
 }
@@ -40,6 +47,7 @@ public final class RPCDispatcher: Sendable {
     public let stats: ServerStats
     /// Seconds a call may run before its caller gets `ClusterTimeout`; 0 disables.
     let requestTimeout: Double
+    private let deadlines: DeadlineSweeper?
 
     public init(methods: [MethodHandler], logger: Logger, stats: ServerStats = ServerStats(), requestTimeout: Double = 0) {
         self.methods = Dictionary(methods.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
@@ -47,6 +55,7 @@ public final class RPCDispatcher: Sendable {
         self.logger = logger
         self.stats = stats
         self.requestTimeout = requestTimeout
+        deadlines = requestTimeout > 0 ? DeadlineSweeper(resolution: min(0.25, requestTimeout / 4)) : nil
     }
 
     /// Handles one line; `reply` is called once, with nil when nothing is to be sent.
@@ -106,6 +115,14 @@ public final class RPCDispatcher: Sendable {
             let peer = context.peer.map { "uid=\($0.uid) pid=\($0.pid)" } ?? "unknown peer"
             logger.info("\(method.name) from \(peer) keys=\(call.keys)")
         }
+        if method.inline {
+            do {
+                respond(.success(try call.execute()))
+            } catch {
+                respond(.failure(ErrorMapping.rpcError(error)))
+            }
+            return
+        }
         stats.inFlight.add(1, ordering: .relaxed)
         // The first of the result and the deadline answers the caller. A call
         // past its deadline still runs to its end (a Ceph call cannot be
@@ -117,12 +134,11 @@ public final class RPCDispatcher: Sendable {
             stats.inFlight.subtract(1, ordering: .relaxed)
             respond(outcome)
         }
-        serializer.submit(keys: call.keys) { [logger, requestTimeout] in
-            if requestTimeout > 0 {
-                DispatchQueue.global().asyncAfter(deadline: .now() + requestTimeout) {
-                    finish(.failure(.engine(.clusterTimeout, "\(method.name) did not finish within \(requestTimeout) s", errno: 110, errnoName: "ETIMEDOUT")))
-                }
+        serializer.submit(keys: call.keys) { [logger, deadlines, requestTimeout] in
+            let ticket = deadlines?.add(after: requestTimeout) {
+                finish(.failure(.engine(.clusterTimeout, "\(method.name) did not finish within \(requestTimeout) s", errno: 110, errnoName: "ETIMEDOUT")))
             }
+            defer { if let ticket { deadlines?.remove(ticket) } }
             do {
                 let (result, calls) = try CallCounter.measure { try call.execute() }
                 logger.debug("\(method.name): \(calls)")

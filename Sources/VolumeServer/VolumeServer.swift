@@ -44,6 +44,7 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
         var connections: [UInt64: Connection] = [:]
         var nextID: UInt64 = 1
         var accepting = true
+        var shutDown = false
         var drained: (@Sendable () -> Void)?
     }
 
@@ -152,13 +153,18 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
 
     /// Stops accepting, answers every request already received, and closes
     /// every connection; gives up waiting after the drain timeout.
+    /// Safe to call more than once: only the first call closes anything.
     public func shutdown() {
         let done = DispatchSemaphore(value: 0)
-        let connections: [Connection] = state.withLock { s in
+        let connections: [Connection]? = state.withLock { s in
+            if s.shutDown { return nil }
+            s.shutDown = true
             s.accepting = false
             s.drained = { done.signal() }
             return Array(s.connections.values)
         }
+        // Closing the listening descriptor twice would close whatever reused its number.
+        guard let connections else { return }
         acceptSource.cancel()
         acceptQueue.sync {}
         Glibc.close(listenFD)

@@ -9,16 +9,43 @@ struct RPCCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rpc-cli",
         abstract: "Call cephfs-volumed over its Unix socket.",
-        subcommands: [Ping.self, Call.self]
+        discussion: """
+            Every subcommand takes the global options --socket PATH (default: \(VolumeClient.defaultSocketPath)), \
+            --timeout SECONDS (default: 120) and --json (print the raw JSON result compactly instead of \
+            human-readable output). Volumes are named with --volume ID and, when in a group, --group ID. \
+            Sizes accept units: 4096, 10G, 10GiB, 512MiB, 1.5TiB (binary multiples).
+
+            Example: rpc-cli create-volume --group g --volume v --size 10GiB
+            """,
+        subcommands: [
+            Ping.self, Call.self, ServerInfoCommand.self, GetMonAddrs.self, Recover.self,
+            CreateGroup.self, DestroyGroup.self,
+            CreateVolume.self, DeleteVolume.self, PurgeVolume.self, GetUsedBytes.self, SetMaxBytes.self,
+            Authorize.self, Deauthorize.self, GetAuthorizedIDs.self, Evict.self,
+            CreateSnapshotVolume.self, DestroySnapshotVolume.self, CreateSnapshotGroup.self, DestroySnapshotGroup.self,
+            CloneVolumeToExisting.self,
+            PutObject.self, GetObject.self, DeleteObject.self, PutObjectVersioned.self, GetObjectAndVersion.self,
+        ]
     )
 }
 
 struct GlobalOptions: ParsableArguments {
-    @Option(help: "Path of the daemon's socket.")
+    @Option(help: ArgumentHelp("Path of the daemon's socket.", valueName: "path"))
     var socket: String = VolumeClient.defaultSocketPath
 
-    @Option(help: "Seconds to wait for the reply.")
+    @Option(help: ArgumentHelp("Seconds to wait for the reply.", valueName: "seconds"))
     var timeout: Double = 120
+
+    @Flag(help: "Print the raw JSON result compactly instead of human-readable output.")
+    var json = false
+
+    func validate() throws {
+        guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
+    }
+
+    func client() -> VolumeClient {
+        VolumeClient(socketPath: socket, callTimeout: timeout, connectTimeout: min(timeout, 10))
+    }
 }
 
 /// Prints a failure as `Type: message` on stderr and exits non-zero.
@@ -31,44 +58,141 @@ func fail(_ error: any Error) -> ExitCode {
     return ExitCode.failure
 }
 
-struct Ping: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Check that the daemon answers.")
-    @OptionGroup var global: GlobalOptions
+/// A subcommand that sends one prepared call and prints its result: the raw
+/// JSON with `--json`, else a form for people.
+protocol RPCSubcommand: AsyncParsableCommand {
+    var global: GlobalOptions { get }
+    /// The call to send.
+    func request() throws -> RPCCall
+    /// Prints the result for people; the default prints nothing.
+    func printHuman(_ result: JSONValue) throws
+}
+
+extension RPCSubcommand {
+    func printHuman(_ result: JSONValue) throws {}
 
     func run() async throws {
-        let client = VolumeClient(socketPath: global.socket, callTimeout: global.timeout)
+        let call = try request()
+        let client = global.client()
         do {
-            print(try await client.ping())
+            let result = try await client.perform(call)
+            if global.json {
+                print(result)
+            } else {
+                try printHuman(result)
+            }
+        } catch let e as ExitCode {
+            throw e
         } catch {
             throw fail(error)
         }
     }
 }
 
-struct Call: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Call any method with raw JSON params and print the JSON result.")
-    @OptionGroup var global: GlobalOptions
+// MARK: Argument types
 
-    @Argument(help: "The method name, such as get_mon_addrs.")
-    var method: String
+/// A permission mode in octal: `0755`, `755` or `0o755`.
+struct OctalMode: ExpressibleByArgument, CustomStringConvertible {
+    var value: UInt32
 
-    @Argument(help: "The params as a JSON object.")
-    var params: String?
+    init(_ value: UInt32) { self.value = value }
 
-    func run() async throws {
-        var parsed: JSONValue?
-        if let params {
-            do {
-                parsed = try JSONValue.parse(params)
-            } catch {
-                throw ValidationError("params are not valid JSON: \(error)")
-            }
+    init?(argument: String) {
+        var digits = Substring(argument)
+        if digits.hasPrefix("0o") || digits.hasPrefix("0O") { digits = digits.dropFirst(2) }
+        guard !digits.isEmpty, digits.count <= 6, let v = UInt32(digits, radix: 8), v <= 0o7777 else { return nil }
+        value = v
+    }
+
+    var description: String { "0" + String(value, radix: 8) }
+    var defaultValueDescription: String { description }
+    static let `default` = OctalMode(VolumeClient.defaultMode)
+}
+
+/// A size with units, for `--size`.
+func parseSize(_ text: String) throws -> Int64 {
+    do {
+        return try ByteSize.parse(text)
+    } catch {
+        throw ValidationError(error.description)
+    }
+}
+
+/// `--max-bytes`: a size, or `none` for no quota.
+enum Quota {
+    case none
+    case bytes(Int64)
+
+    static func parse(_ text: String) throws -> Quota {
+        if text.lowercased() == "none" { return .none }
+        return .bytes(try parseSize(text))
+    }
+
+    var maxBytes: Int64? {
+        if case .bytes(let n) = self { return n }
+        return nil
+    }
+}
+
+/// `--group` and `--volume`: a volume path.
+struct VolumeOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The volume's group (group_id); omit for no group.", valueName: "group-id"))
+    var group: String?
+
+    @Option(help: ArgumentHelp("The volume's ID (volume_id).", valueName: "volume-id"))
+    var volume: String
+
+    var path: VolumePath { VolumePath(groupID: group, volumeID: volume) }
+}
+
+/// `--pool` and `--object`: a RADOS object.
+struct ObjectOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The RADOS pool (pool_name).", valueName: "pool"))
+    var pool: String
+
+    @Option(help: ArgumentHelp("The object's name (object_name).", valueName: "name"))
+    var object: String
+}
+
+/// `--data` or `--data-file`: the bytes to write.
+struct DataOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The data to write, as a (UTF-8) string.", valueName: "text"))
+    var data: String?
+
+    @Option(help: ArgumentHelp("A file holding the data to write (binary is fine); - reads standard input.", valueName: "path"))
+    var dataFile: String?
+
+    func validate() throws {
+        switch (data, dataFile) {
+        case (nil, nil): throw ValidationError("give the data with --data or --data-file")
+        case (.some, .some): throw ValidationError("give either --data or --data-file, not both")
+        default: break
         }
-        let client = VolumeClient(socketPath: global.socket, callTimeout: global.timeout)
+    }
+
+    func bytes() throws -> [UInt8] {
+        if let data { return Array(data.utf8) }
+        let path = dataFile!
+        if path == "-" { return [UInt8](FileHandle.standardInput.readDataToEndOfFile()) }
         do {
-            print(try await client.call(method, params: parsed))
+            return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
-            throw fail(error)
+            throw ValidationError("cannot read --data-file \(path): \(error.localizedDescription)")
         }
+    }
+}
+
+/// Writes raw bytes to standard output, or to a file.
+func writeOutput(_ bytes: [UInt8], to path: String?) throws {
+    if let path, path != "-" {
+        do {
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+        } catch {
+            FileHandle.standardError.write(Data("error: cannot write \(path): \(error.localizedDescription)\n".utf8))
+            throw ExitCode.failure
+        }
+    } else {
+        fflush(nil)  // what print() buffered goes first
+        FileHandle.standardOutput.write(Data(bytes))
     }
 }

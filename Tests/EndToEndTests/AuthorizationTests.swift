@@ -197,12 +197,14 @@ struct AuthorizationTests {
         let before = try #require(try admin.authGet(id))
 
         let e = try #require(await v.error("authorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id)]))
+        // Checked first: a concurrent recover (other suites call it) deletes
+        // an empty auth metadata file.
+        #expect(!admin.exists(VolumeLayout.authMeta(id)), "a refused authorize leaves no auth metadata file behind")
         #expect(e.code == .engineError)
         #expect(e.engineType == .volumeClientError)
         #expect(e.message.contains(id), "\(e.message)")
         #expect(try admin.authGet(id) == before, "nothing changed")
         #expect(try await authorizedIDs(nil, vol) == .null)
-        #expect(!admin.exists(VolumeLayout.authMeta(id)))
 
         // With tenant and readonly too: still refused.
         #expect(await v.error("authorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id), "tenant_id": "t", "readonly": true]) != nil)

@@ -7,16 +7,16 @@ import VolumeProtocol
 
 /// A daemon and a client of it, shared by the tests of one file.
 final class Volumed: Sendable {
-    let daemon: DaemonProcess
+    let daemon: WatchedDaemon
     let client: VolumeClient
 
     init() {
         do {
-            daemon = try SharedDaemon.start()
+            daemon = try WatchedDaemon()
         } catch {
             fatalError("cannot start cephfs-volumed: \(error)")
         }
-        client = VolumeClient(socketPath: daemon.socketPath, callTimeout: 180)
+        client = VolumeClient(socketPath: daemon.socketPath, callTimeout: 120)
     }
 
     @discardableResult

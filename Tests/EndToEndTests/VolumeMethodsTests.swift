@@ -276,6 +276,36 @@ struct VolumeMethodsTests {
         #expect(missing.errno == 2)
     }
 
+    /// Destroying a snapshot that does not exist once left the daemon's
+    /// CephFS client unable to unmount (an rmdir of a missing `.snap` entry
+    /// leaks in libcephfs), so SIGTERM never finished and its session kept
+    /// its caps. It must stop promptly, with nothing in flight.
+    @Test func stopsPromptlyAfterDestroyingAbsentSnapshots() async throws {
+        let instance = "e2e-snapstop-\(UUID().uuidString.prefix(8))"
+        let daemon = try DaemonProcess(extraArguments: ["--instance", instance])
+        let client = VolumeClient(socketPath: daemon.socketPath, callTimeout: 60)
+        let g = unique("stopg"), vol = unique("stopv")
+        scratch.group(g)
+        scratch.volume(g, vol)
+        try await client.call("create_volume", params: ["volume_path": vpath(g, vol)])
+        #expect(try await client.call("destroy_snapshot_volume", params: ["volume_path": vpath(g, vol), "snapshot_name": "absent"]) == .null)
+        #expect(try await client.call("destroy_snapshot_group", params: ["group_id": .string(g), "snapshot_name": "absent"]) == .null)
+        // And a volume that goes through the trash afterwards.
+        try await client.call("delete_volume", params: ["volume_path": vpath(g, vol)])
+        try await client.call("purge_volume", params: ["volume_path": vpath(g, vol)])
+        client.close()
+
+        kill(daemon.process.processIdentifier, SIGTERM)
+        let exited = waitUntil(timeout: 15, interval: 0.1) { !daemon.process.isRunning }
+        #expect(exited, "the daemon did not exit within 15 s of SIGTERM: \(daemon.log().suffix(400))")
+        if !exited {
+            daemon.stop(signal: SIGKILL)
+            admin.evictSessions(filters: ["client_metadata.volumed_instance=\(instance)"])
+        } else {
+            #expect(daemon.process.terminationStatus == 0)
+        }
+    }
+
     // MARK: Clone
 
     /// A tree as seen through the admin mount: relative path → description.

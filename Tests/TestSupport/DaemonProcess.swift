@@ -25,36 +25,41 @@ public struct ProcessResult: Sendable {
     public let stderr: String
 }
 
-/// Runs an executable to completion, with a time limit.
+/// Runs an executable to completion, with a time limit. Output goes to
+/// temporary files, not pipes: Foundation's Process can close a pipe's
+/// descriptors twice when several processes start at once.
 public func runProcess(_ path: String, _ arguments: [String], timeout: TimeInterval = 60, environment: [String: String]? = nil) throws -> ProcessResult {
+    let dir = NSTemporaryDirectory() + "volumed-run-" + UUID().uuidString.prefix(8)
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let outPath = dir + "/out"
+    let errPath = dir + "/err"
+    FileManager.default.createFile(atPath: outPath, contents: nil)
+    FileManager.default.createFile(atPath: errPath, contents: nil)
+    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+    defer {
+        try? out.close()
+        try? err.close()
+    }
     let p = Process()
     p.executableURL = URL(fileURLWithPath: path)
     p.arguments = arguments
     if let environment { p.environment = environment }
-    let out = Pipe()
-    let err = Pipe()
     p.standardOutput = out
     p.standardError = err
     p.standardInput = FileHandle.nullDevice
     try p.run()
-    // Drain pipes concurrently so a chatty child cannot block on a full pipe.
-    nonisolated(unsafe) var outData = Data()
-    nonisolated(unsafe) var errData = Data()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter()
-    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
     let deadline = Date().addingTimeInterval(timeout)
     while p.isRunning, Date() < deadline { usleep(20_000) }
     if p.isRunning {
         kill(p.processIdentifier, SIGKILL)
     }
     p.waitUntilExit()
-    group.wait()
     return ProcessResult(
-        status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-        stderr: String(decoding: errData, as: UTF8.self))
+        status: p.terminationStatus,
+        stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+        stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
 }
 
 /// A `cephfs-volumed` started against the dev cluster on a private socket.

@@ -12,15 +12,103 @@ import Glibc
 
 // MARK: Shared daemons
 
-/// Daemons shared by the tests of a file, started once and killed at exit
-/// (a `static let` is never deinitialised, so its process would otherwise
-/// outlive the test run).
+/// A `cephfs-volumed` shared by the tests of a file, under a watchdog: a
+/// `static let` is never deinitialised, and the test process may end any
+/// way, so the daemon runs under a small shell that waits for end of file on
+/// its stdin (a pipe this process holds) and then stops it: SIGTERM, then,
+/// if it is still there after 15 s, SIGKILL and an eviction of its MDS
+/// sessions, so that a killed daemon's caps do not block later tests. Its
+/// directory (socket and log) is removed after a clean stop, and kept for
+/// inspection otherwise.
+///
+/// Each has its own `--instance`: at start-up a daemon evicts the sessions
+/// of its instance name (a crashed predecessor's), so daemons sharing the
+/// default name (the hostname) evict one another.
+public final class WatchedDaemon: @unchecked Sendable {
+    public let socketPath: String
+    public let logPath: String
+    public let instance: String
+    private let process: Process
+    private let lifeline: Pipe
+
+    static let watchdog = #"""
+        inst=$1; conf=$2; id=$3; fs=$4; dir=$5; shift 5
+        "$@" </dev/null &
+        pid=$!
+        cat >/dev/null
+        kill -TERM $pid 2>/dev/null
+        i=0
+        while kill -0 $pid 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i+1)); done
+        if kill -0 $pid 2>/dev/null; then
+            echo "watchdog: no exit 15 s after SIGTERM; SIGKILL and evicting instance $inst" >&2
+            kill -KILL $pid 2>/dev/null
+            for r in 0 1 2; do
+                timeout 20 ceph -c "$conf" --id "$id" tell "mds.$fs:$r" session evict \
+                    "client_metadata.volumed_instance=$inst" >/dev/null 2>&1
+            done
+        else
+            rm -rf "$dir"
+        fi
+        """#
+
+    public init(extraArguments: [String] = []) throws {
+        let env = TestCluster.environment!
+        let dir = NSTemporaryDirectory() + "volumed-e2e-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        socketPath = dir + "/volumed.sock"
+        logPath = dir + "/daemon.log"
+        instance = "e2e-\(getpid())-\(UUID().uuidString.prefix(8))"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath)!
+        lifeline = Pipe()
+        // Only the watchdog may hold the read end, and no other child the
+        // write end, or end of file would never come.
+        _ = fcntl(lifeline.fileHandleForWriting.fileDescriptor, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(lifeline.fileHandleForReading.fileDescriptor, F_SETFD, FD_CLOEXEC)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", Self.watchdog, "watchdog", instance, env.confPath, env.serviceID, env.fsName, dir,
+            BuiltProducts.path("cephfs-volumed")]
+            + DaemonProcess.standardArguments(socket: socketPath) + ["--instance", instance] + extraArguments
+        process.standardInput = lifeline
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        try waitUntilReady()
+    }
+
+    private func waitUntilReady(timeout: TimeInterval = 60) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if !process.isRunning { throw DaemonError("daemon exited: \(log())") }
+            if let c = try? LineClient(path: socketPath),
+                let reply = try? c.request(#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#), reply.contains("pong")
+            {
+                return
+            }
+            usleep(50_000)
+        }
+        throw DaemonError("daemon not ready after \(timeout) s: \(log())")
+    }
+
+    public func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+}
+
+/// Daemons shared by the tests of a file, started once and signalled at
+/// exit (a `static let` is never deinitialised, so its process would
+/// otherwise outlive the test run). `WatchedDaemon` also covers a test
+/// process that dies without running its exit handlers.
+///
+/// Each gets its own `--instance`: at start-up a daemon evicts the
+/// sessions of its instance name (a crashed predecessor's), so daemons
+/// sharing the default name (the hostname) evict one another.
 public enum SharedDaemon {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var pids: [pid_t] = []
 
     public static func start(extraArguments: [String] = []) throws -> DaemonProcess {
-        let daemon = try DaemonProcess(extraArguments: extraArguments)
+        let instance = "e2e-\(getpid())-\(UUID().uuidString.prefix(8))"
+        let daemon = try DaemonProcess(extraArguments: ["--instance", instance] + extraArguments)
         lock.lock()
         if pids.isEmpty { atexit { SharedDaemon.killAll() } }
         pids.append(daemon.process.processIdentifier)
@@ -173,6 +261,20 @@ public final class ClusterAdmin: @unchecked Sendable {
 
     static func capList(_ caps: [String: String]) -> [JSONValue] {
         caps.keys.sorted().flatMap { [JSONValue.string($0), .string(caps[$0]!)] }
+    }
+
+    /// Evicts the MDS sessions matching `filters` (e.g.
+    /// `client_metadata.volumed_instance=<name>`) on every active rank, so a
+    /// killed client's caps are released at once. Failures are ignored.
+    public func evictSessions(filters: [String]) {
+        guard let dump = try? cluster.monJSON(["prefix": "fs dump"]) else { return }
+        let fsName = TestCluster.environment!.fsName
+        for f in dump["filesystems"]?.arrayValue ?? [] where f["mdsmap"]?["fs_name"]?.stringValue == fsName {
+            for (name, gid) in f["mdsmap"]?["up"]?.objectValue ?? [:] where name.hasPrefix("mds_") {
+                guard let g = gid.int64Value else { continue }
+                _ = try? fs.mdsCommand(String(g), ["prefix": "session evict", "filters": .array(filters.map { .string($0) })])
+            }
+        }
     }
 
     // Pools
@@ -372,5 +474,15 @@ public final class GuestMount: @unchecked Sendable {
             fs?.abort()
             cluster.shutdown()
         }
+    }
+}
+
+/// The errno a Ceph call fails with, or nil when it succeeds.
+public func cephErrno(_ body: () throws(CephError) -> Void) -> Errno? {
+    do throws(CephError) {
+        try body()
+        return nil
+    } catch {
+        return error.errno
     }
 }

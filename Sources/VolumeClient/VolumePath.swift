@@ -1,0 +1,50 @@
+import JSONValue
+
+/// Names a volume: a volume ID, optionally inside a group.
+///
+/// On the wire it is `{"group_id": string|null, "volume_id": string}`; a nil
+/// group is sent as `null`, which the daemon lays out under `_nogroup`.
+///
+/// ```swift
+/// let inGroup = VolumePath(groupID: "tenants", volumeID: "vol1")
+/// let ungrouped = VolumePath("vol2")
+/// ```
+public struct VolumePath: Sendable, Hashable, CustomStringConvertible {
+    /// The group, or nil for a volume outside any group.
+    public var groupID: String?
+    /// The volume's ID, unique across groups.
+    public var volumeID: String
+
+    public init(groupID: String? = nil, volumeID: String) {
+        self.groupID = groupID
+        self.volumeID = volumeID
+    }
+
+    /// A volume in `group` (nil: no group).
+    public init(_ volumeID: String, group: String? = nil) {
+        self.init(groupID: group, volumeID: volumeID)
+    }
+
+    /// The wire form: `{"group_id": ..., "volume_id": ...}`, with both members present.
+    public var json: JSONValue {
+        ["group_id": groupID.map { .string($0) } ?? .null, "volume_id": .string(volumeID)]
+    }
+
+    /// Reads the wire form; nil when it is not one.
+    public init?(json: JSONValue) {
+        guard let o = json.objectValue, let v = o["volume_id"]?.stringValue else { return nil }
+        let g = o["group_id"] ?? .null
+        if g.isNull {
+            self.init(groupID: nil, volumeID: v)
+        } else if let s = g.stringValue {
+            self.init(groupID: s, volumeID: v)
+        } else {
+            return nil
+        }
+    }
+
+    /// `group/volume`, or `volume` alone without a group.
+    public var description: String {
+        groupID.map { "\($0)/\(volumeID)" } ?? volumeID
+    }
+}
