@@ -46,9 +46,14 @@ public final class VolumeEngine: Sendable {
         let engine = VolumeEngine(config: config, cluster: cluster, fs: fs, logger: logger)
         do {
             if evictStaleSessions {
-                try engine.evictSessions(
-                    filters: ["auth_name=\(config.cluster.id)", "client_metadata.\(instanceMetadataKey)=\(config.instanceName)"],
-                    timeout: Double(config.cluster.monOpTimeout))
+                do {
+                    try engine.evictSessions(
+                        filters: ["auth_name=\(config.cluster.id)", "client_metadata.\(instanceMetadataKey)=\(config.instanceName)"],
+                        timeout: Double(config.cluster.monOpTimeout))
+                } catch {
+                    // Not fatal: locks of a dead session then free themselves when the MDS times it out.
+                    logger.warning("could not evict stale sessions of instance \(config.instanceName): \(error)")
+                }
             }
             try fs.mount(fsName: config.fsName)
         } catch {

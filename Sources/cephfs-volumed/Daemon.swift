@@ -117,6 +117,9 @@ struct Daemon: ParsableCommand {
         }
         let logger = Logger(label: "cephfs-volumed")
         signal(SIGPIPE, SIG_IGN)
+        // Worker threads would each get a malloc arena (8 per core by default),
+        // which grows RSS under bursts without any leak; a few arenas suffice.
+        limitMallocArenas(4)
 
         guard let conf = c.conf else { throw Fatal("missing --conf (or \"conf\" in the config file)") }
         guard let id = c.id else { throw Fatal("missing --id (or \"id\" in the config file)") }
@@ -220,4 +223,12 @@ enum SocketActivationProbe {
 struct Fatal: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
+}
+
+/// `mallopt(M_ARENA_MAX, n)`; Swift's Glibc module does not expose malloc.h.
+func limitMallocArenas(_ n: Int32) {
+    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    let mArenaMax: Int32 = -8
+    guard let symbol = dlsym(nil, "mallopt") else { return }
+    _ = unsafeBitCast(symbol, to: Mallopt.self)(mArenaMax, n)
 }
