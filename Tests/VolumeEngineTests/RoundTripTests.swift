@@ -23,7 +23,8 @@ final class RoundTripTests {
     @Test func countsForTheMainOperations() throws {
         let v = try VolumePath(groupID: "rt", volumeID: TestCluster.uniqueName("rtvol"))
         let id = TestCluster.uniqueName("rtid")
-        let groups = try engine.fs.listDirectory("/volumes").filter {
+        // A fresh cluster has no /volumes yet: no groups.
+        let groups = ((try? engine.fs.listDirectory("/volumes")) ?? []).filter {
             $0.kind == .directory && ($0.name == "_nogroup" || !$0.name.hasPrefix("_"))
         }.count
         let (_, create) = try CallCounter.measure { try engine.createVolume(v, size: 1 << 20) }
