@@ -76,6 +76,25 @@ int vd_readdir(struct ceph_mount_info *c, struct ceph_dir_result *d, char *name,
     return 1;
 }
 
+int vd_readdir_batch(struct ceph_mount_info *c, struct ceph_dir_result *d, char *out, size_t outlen) {
+    /* Each record takes at most 1 + 255 + 1 bytes, so this many always fit. */
+    int count = (int)(outlen / (2 + sizeof(((struct dirent *)0)->d_name)));
+    if (count < 1) return -ERANGE;
+    if (count > 256) count = 256;
+    struct dirent entries[256];
+    int r = ceph_getdents(c, d, (char *)entries, count * (int)sizeof(struct dirent));
+    if (r <= 0) return r;
+    size_t used = 0;
+    for (int i = 0; i < r / (int)sizeof(struct dirent); i++) {
+        size_t len = strnlen(entries[i].d_name, sizeof(entries[i].d_name));
+        out[used++] = (char)entries[i].d_type;
+        memcpy(out + used, entries[i].d_name, len);
+        used += len;
+        out[used++] = 0;
+    }
+    return (int)used;
+}
+
 int vd_mds_command(struct ceph_mount_info *c, const char *spec, const char **cmd, size_t cmdlen,
                    const char *inbuf, size_t inbuflen, char **outbuf, size_t *outbuflen,
                    char **outs, size_t *outslen) {

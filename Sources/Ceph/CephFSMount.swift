@@ -106,9 +106,11 @@ public final class CephFSMount: @unchecked Sendable {
     @discardableResult
     /// `counted` is false for calls served in batches from the client's cache (readdir).
     func run<T>(_ operation: String, counted: Bool = true, _ body: (OpaquePointer) throws(CephError) -> T) throws(CephError) -> T {
-        if counted { CallCounter.count(\.fs) }
         let m = cmount
-        return try guard_.use(operation) { () throws(CephError) -> T in try body(m) }
+        guard counted else { return try guard_.use(operation) { () throws(CephError) -> T in try body(m) } }
+        return try CallCounter.timed(\.fs, operation) { () throws(CephError) -> T in
+            try guard_.use(operation) { () throws(CephError) -> T in try body(m) }
+        }
     }
 
     /// The global id of this client's session, as MDS session listings show it.
@@ -239,11 +241,13 @@ public final class CephFSMount: @unchecked Sendable {
     public func listDirectory(_ path: String) throws(CephError) -> [DirectoryEntry] {
         let stream = try openDirectory(path)
         defer { stream.close() }
-        var entries: [DirectoryEntry] = []
-        while let e = try stream.next() {
-            if e.name != "." && e.name != ".." { entries.append(e) }
+        return try CallCounter.traced("readdir") { () throws(CephError) -> [DirectoryEntry] in
+            var entries: [DirectoryEntry] = []
+            while case let batch = try stream.nextBatch(), !batch.isEmpty {
+                entries += batch.lazy.filter { $0.name != "." && $0.name != ".." }
+            }
+            return entries
         }
-        return entries
     }
 
     // MARK: MDS commands
@@ -252,8 +256,7 @@ public final class CephFSMount: @unchecked Sendable {
     public func mdsCommand(_ target: String, _ args: [String: JSONValue]) throws(CephError) -> CommandOutput {
         let prefix = args["prefix"]?.stringValue ?? "?"
         let cmd = encodeCommand(args)
-        CallCounter.count(\.mds)
-        return try run("mds command") { m throws(CephError) in
+        return try CallCounter.timed(\.mds, "mds \(prefix)") { () throws(CephError) -> CommandOutput in try run("mds command", counted: false) { m throws(CephError) in
             var outbuf: UnsafeMutablePointer<CChar>?
             var outlen = 0
             var outs: UnsafeMutablePointer<CChar>?
@@ -268,6 +271,6 @@ public final class CephFSMount: @unchecked Sendable {
                 throw CephError(errno: Errno(rawValue: -r), operation: "mds command '\(prefix)'", target: "mds \(target)", detail: status)
             }
             return CommandOutput(data: data, status: status)
-        }
+        } }
     }
 }

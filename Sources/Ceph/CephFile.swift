@@ -73,7 +73,9 @@ public final class CephFile: @unchecked Sendable {
     }
 
     public func fsync(dataOnly: Bool = false) throws(CephError) {
-        try run("fsync") { m, fd throws(CephError) in try check(vd_fsync(m, fd, dataOnly ? 1 : 0), "fsync", path) }
+        try run(dataOnly ? "fdatasync" : "fsync") { m, fd throws(CephError) in
+            try check(vd_fsync(m, fd, dataOnly ? 1 : 0), dataOnly ? "fdatasync" : "fsync", path)
+        }
     }
 
     public func truncate(to size: Int64) throws(CephError) {
@@ -126,6 +128,31 @@ public final class DirectoryStream: @unchecked Sendable {
         guard_.close { _ = try? mount.run("closedir") { m in vd_closedir(m, dir) } }
     }
 
+    /// The next entries, as many as the client has at hand; empty at the end.
+    public func nextBatch() throws(CephError) -> [DirectoryEntry] {
+        let (mount, dir) = (self.mount, self.dir)
+        return try guard_.use("readdir") { () throws(CephError) -> [DirectoryEntry] in
+            try mount.run("readdir", counted: false) { m throws(CephError) in
+                var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+                let r = buffer.withUnsafeMutableBytes { b in
+                    vd_readdir_batch(m, dir, b.baseAddress!.assumingMemoryBound(to: CChar.self), b.count)
+                }
+                let n = try check(r, "readdir", path)
+                var entries: [DirectoryEntry] = []
+                var i = 0
+                while i < Int(n) {
+                    let type = buffer[i]
+                    let start = i + 1
+                    var end = start
+                    while buffer[end] != 0 { end += 1 }
+                    entries.append(DirectoryEntry(name: String(decoding: buffer[start..<end], as: UTF8.self), kind: .init(dType: type)))
+                    i = end + 1
+                }
+                return entries
+            }
+        }
+    }
+
     /// The next entry, or nil at the end.
     public func next() throws(CephError) -> DirectoryEntry? {
         let (mount, dir) = (self.mount, self.dir)
@@ -136,14 +163,19 @@ public final class DirectoryStream: @unchecked Sendable {
                 let r = try check(vd_readdir(m, dir, &name, name.count, &type), "readdir", path)
                 if r == 0 { return nil }
                 let s = String(decoding: name.prefix(while: { $0 != 0 }).map(UInt8.init(bitPattern:)), as: UTF8.self)
-                let kind: DirectoryEntry.Kind = switch type {
-                case 4: .directory  // DT_DIR
-                case 8: .file  // DT_REG
-                case 10: .symlink  // DT_LNK
-                default: .other
-                }
-                return DirectoryEntry(name: s, kind: kind)
+                return DirectoryEntry(name: s, kind: .init(dType: type))
             }
+        }
+    }
+}
+
+extension DirectoryEntry.Kind {
+    init(dType: UInt8) {
+        self = switch dType {
+        case 4: .directory  // DT_DIR
+        case 8: .file  // DT_REG
+        case 10: .symlink  // DT_LNK
+        default: .other
         }
     }
 }

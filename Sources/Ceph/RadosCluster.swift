@@ -114,14 +114,16 @@ public final class RadosCluster: @unchecked Sendable {
     /// Sends a command to the mons. `args` holds `prefix` and the command's
     /// arguments; `format: json` is added.
     public func monCommand(_ args: [String: JSONValue], input: [UInt8] = []) throws(CephError) -> CommandOutput {
-        CallCounter.count(\.mon)
-        return try command(args, input: input, kind: "mon command", send: rados_mon_command)
+        try CallCounter.timed(\.mon, "mon \(args["prefix"]?.stringValue ?? "?")") { () throws(CephError) -> CommandOutput in
+            try command(args, input: input, kind: "mon command", send: rados_mon_command)
+        }
     }
 
     /// Sends a command to the active mgr.
     public func mgrCommand(_ args: [String: JSONValue], input: [UInt8] = []) throws(CephError) -> CommandOutput {
-        CallCounter.count(\.mgr)
-        return try command(args, input: input, kind: "mgr command", send: rados_mgr_command)
+        try CallCounter.timed(\.mgr, "mgr \(args["prefix"]?.stringValue ?? "?")") { () throws(CephError) -> CommandOutput in
+            try command(args, input: input, kind: "mgr command", send: rados_mgr_command)
+        }
     }
 
     /// A mon command whose JSON reply is decoded; nil when the reply is empty.

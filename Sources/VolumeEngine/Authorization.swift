@@ -55,9 +55,11 @@ extension VolumeEngine {
     }
 
     /// Grants `volume` to the entity, creating it when it does not exist.
-    /// Returns the entity's key.
-    func authorizeCeph(_ volume: VolumePath, authID: String, readonly: Bool, existing: CephEntity?) throws -> String {
-        let (want, unwanted) = try volumeCaps(volume, readonly: readonly)
+    /// `caps` are the volume's caps (from `volumeCaps`). Returns the entity's key.
+    func authorizeCeph(
+        authID: String, caps: (want: VolumeCaps, unwanted: VolumeCaps), existing: CephEntity?
+    ) throws -> String {
+        let (want, unwanted) = caps
         guard let existing else {
             let reply = try cluster.monJSON([
                 "prefix": "auth get-or-create", "entity": .string(entityName(authID)),
@@ -78,8 +80,8 @@ extension VolumeEngine {
     /// only when it would be left with no mds or osd caps and nothing but
     /// mon `allow r`. After the volume was deleted its layout is gone: its mds
     /// caps are still known by path, and a namespace grant by its name.
-    func deauthorizeCeph(_ volume: VolumePath, authID: String) throws {
-        guard let entity = try authGet(authID) else { return }
+    func deauthorizeCeph(_ volume: VolumePath, authID: String, entity: CephEntity?) throws {
+        guard let entity else { return }
         var grants: [VolumeCaps] = []
         if try fs.statIfExists(layout.volumePath(volume)) != nil {
             let (r, rw) = try volumeCaps(volume, readonly: true)
@@ -113,13 +115,29 @@ extension VolumeEngine {
         try store.read(lock).map { o throws(VolumeError) in try VolumeMetadata(o, path: lock.path) }
     }
 
+    /// Runs `body` with `path` locked. The unlock happens in the background
+    /// (see `MetadataLock.releaseInBackground`).
     func withLock<T>(_ path: String, _ body: (MetadataLock) throws -> T) throws -> T {
         let lock = try store.lock(path)!
-        defer { lock.release() }
+        defer { lock.releaseInBackground(on: helpers) }
         return try body(lock)
     }
 
+    /// Starts `body` on a helper thread; see `Overlapped`.
+    func overlapped<T: Sendable>(_ body: @escaping @Sendable () throws -> T) -> Overlapped<T> {
+        Overlapped(on: helpers, body)
+    }
+
     // MARK: Operations
+    //
+    // Durability order. Each step below is synced to the OSDs before the next
+    // one may be seen, because recovery (ours and the Python client's) reads
+    // the state in this order: the auth entry is marked dirty, then the
+    // volume entry, then Ceph's caps change, then the volume entry is made
+    // final. The last auth write is left to writeback: if a crash loses it,
+    // the entry stays dirty and recovery replays it, which changes nothing.
+    // Round trips that depend on no lock held (the volume's layout) or only
+    // on the auth lock (the entity) overlap with the metadata writes.
 
     /// Gives `authID` access to `volume`, creating the cephx entity if needed.
     /// Returns the key only when `tenantID` is given, as the Python client does.
@@ -135,8 +153,11 @@ extension VolumeEngine {
         guard try fs.statIfExists(layout.volumePath(volume)) != nil else {
             throw VolumeError(.objectNotFound, "volume \(volume) does not exist", errno: .ENOENT)
         }
+        // A volume's layout is set when it is made and never changes.
+        let caps = overlapped { [self] in try volumeCaps(volume, readonly: readonly) }
         let key = try withLock(layout.authMetadataPath(authID)) { authLock -> String in
-            let existing = try authGet(authID)
+            // Read under the auth lock: no other client edits the entity meanwhile.
+            var entity = overlapped { [self] in try authGet(authID) }
             var meta: AuthMetadata
             if let current = try readAuthMetadata(authLock) {
                 meta = current
@@ -144,11 +165,13 @@ extension VolumeEngine {
                     throw VolumeError(.volumeClientError, "auth ID: \(authID) is already in use", errno: .EEXIST)
                 }
                 if meta.dirty {
+                    _ = try? entity.wait()
                     try recoverAuthMetadata(authID, &meta, authLock)
+                    entity = overlapped { [self] in try authGet(authID) }  // recovery may have changed the caps
                 }
             } else {
                 // CVE-2020-27781: an entity we did not create is not ours to edit.
-                if existing != nil && !allowExistingID {
+                if try entity.wait() != nil && !allowExistingID {
                     // The lock created the file; a refusal leaves nothing behind.
                     try store.unlink(authLock)
                     throw VolumeError(
@@ -161,30 +184,40 @@ extension VolumeEngine {
             let entry = AccessEntry(accessLevel: readonly ? "r" : "rw", dirty: true)
             meta.dirty = true
             meta.subvolumes[volume.description] = entry
-            try store.write(authLock, meta.json)
-            CrashPoint.authorizeAuthMetaDirty.reach()
-
+            // The volume lock is taken while the dirty auth entry is synced;
+            // nothing is written to the volume before that sync is done.
+            try store.write(authLock, meta.json, durable: false)
+            let synced = overlapped { [store] in try store.sync(authLock) }
+            defer { _ = try? synced.wait() }  // before the auth lock goes
             let key = try withLock(layout.volumeMetadataPath(volume)) { volumeLock in
-                try authorizeVolume(volume, authID: authID, readonly: readonly, existing: existing, volumeLock)
+                let volumeMeta = try readVolumeMetadata(volumeLock)
+                try synced.wait()
+                CrashPoint.authorizeAuthMetaDirty.reach()
+                return try authorizeVolume(
+                    volume, authID: authID, readonly: readonly, caps: { try caps.wait() }, existing: { try entity.wait() },
+                    volumeLock, meta: volumeMeta)
             }
 
             meta.dirty = false
             meta.subvolumes[volume.description]?.dirty = false
-            try store.write(authLock, meta.json)
+            try store.write(authLock, meta.json, durable: false)
             return key
         }
         return tenantID == nil ? nil : key
     }
 
-    /// The volume half of authorize, with the volume metadata locked.
+    /// The volume half of authorize, with the volume metadata locked. The
+    /// caps and the entity are asked for only once the dirty entry is durable.
     func authorizeVolume(
-        _ volume: VolumePath, authID: String, readonly: Bool, existing: CephEntity?, _ lock: MetadataLock
+        _ volume: VolumePath, authID: String, readonly: Bool,
+        caps: () throws -> (want: VolumeCaps, unwanted: VolumeCaps), existing: () throws -> CephEntity?,
+        _ lock: MetadataLock, meta current: VolumeMetadata?
     ) throws -> String {
-        var meta = try readVolumeMetadata(lock) ?? VolumeMetadata()
+        var meta = current ?? VolumeMetadata()
         meta.auths[authID] = AccessEntry(accessLevel: readonly ? "r" : "rw", dirty: true)
         try store.write(lock, meta.json)
         CrashPoint.authorizeVolumeMetaDirty.reach()
-        let key = try authorizeCeph(volume, authID: authID, readonly: readonly, existing: existing)
+        let key = try authorizeCeph(authID: authID, caps: try caps(), existing: try existing())
         CrashPoint.authorizeCapsUpdated.reach()
         meta.auths[authID]?.dirty = false
         try store.write(lock, meta.json)
@@ -209,13 +242,17 @@ extension VolumeEngine {
             if meta.dirty {
                 try recoverAuthMetadata(authID, &meta, authLock)
             }
+            let entity = overlapped { [self] in try authGet(authID) }
             meta.dirty = true
             meta.subvolumes[volume.description]?.dirty = true
-            try store.write(authLock, meta.json)
-            CrashPoint.deauthorizeAuthMetaDirty.reach()
-
+            try store.write(authLock, meta.json, durable: false)
+            let synced = overlapped { [store] in try store.sync(authLock) }
+            defer { _ = try? synced.wait() }  // before the auth lock goes
             try withLock(layout.volumeMetadataPath(volume)) { volumeLock in
-                try deauthorizeVolume(volume, authID: authID, volumeLock)
+                let volumeMeta = try readVolumeMetadata(volumeLock)
+                try synced.wait()
+                CrashPoint.deauthorizeAuthMetaDirty.reach()
+                try deauthorizeVolume(volume, authID: authID, entity: { try entity.wait() }, volumeLock, meta: volumeMeta)
             }
 
             meta.subvolumes[volume.description] = nil
@@ -224,24 +261,27 @@ extension VolumeEngine {
                 return
             }
             meta.dirty = false
-            try store.write(authLock, meta.json)
+            try store.write(authLock, meta.json, durable: false)
         }
     }
 
     /// The volume half of deauthorize, with the volume metadata locked. Caps
     /// go before the metadata entry, so a crash in between is redone by recovery.
-    func deauthorizeVolume(_ volume: VolumePath, authID: String, _ lock: MetadataLock) throws {
-        guard var meta = try readVolumeMetadata(lock), meta.auths[authID] != nil else {
+    func deauthorizeVolume(
+        _ volume: VolumePath, authID: String, entity: () throws -> CephEntity?, _ lock: MetadataLock,
+        meta current: VolumeMetadata?
+    ) throws {
+        guard var meta = current, meta.auths[authID] != nil else {
             // No volume record (for instance the volume was deleted), but the
             // caps may still grant the path: take them away regardless.
-            try deauthorizeCeph(volume, authID: authID)
+            try deauthorizeCeph(volume, authID: authID, entity: try entity())
             if try fs.statIfExists(layout.volumePath(volume)) == nil { try store.unlink(lock) }
             return
         }
         meta.auths[authID]?.dirty = true
         try store.write(lock, meta.json)
         CrashPoint.deauthorizeVolumeMetaDirty.reach()
-        try deauthorizeCeph(volume, authID: authID)
+        try deauthorizeCeph(volume, authID: authID, entity: try entity())
         CrashPoint.deauthorizeCapsUpdated.reach()
         meta.auths[authID] = nil
         try store.write(lock, meta.json)

@@ -22,13 +22,18 @@ extension VolumeEngine {
         }
     }
 
-    /// `mkdir -p`; created directories get `mode`.
+    /// `mkdir -p`; created directories get `mode`. Stats (answered from the
+    /// client's cache for known paths) find the deepest existing ancestor,
+    /// so only missing directories cost an MDS round trip.
     func mkdirs(_ path: String, mode: UInt32) throws(CephError) {
-        if try fs.statIfExists(path) != nil { return }
-        var current = ""
-        for part in path.split(separator: "/") {
-            current += "/" + part
-            try ignoring(.EEXIST) { () throws(CephError) in try fs.mkdir(current, mode: mode) }
+        var missing: [String] = []
+        var current = path
+        while !current.isEmpty, current != "/", try fs.statIfExists(current) == nil {
+            missing.append(current)
+            current = parentPath(current)
+        }
+        for dir in missing.reversed() {
+            try ignoring(.EEXIST) { () throws(CephError) in try fs.mkdir(dir, mode: mode) }
         }
     }
 }

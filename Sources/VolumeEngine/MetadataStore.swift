@@ -9,12 +9,15 @@ import Glibc
 /// excludes every process sharing the cluster, including the Python client,
 /// which locks the same files the same way. Reads and writes go through the
 /// locked descriptor, so the file is opened once per lock.
-final class MetadataLock {
+/// Used by one thread at a time: the holder, then the releaser.
+final class MetadataLock: @unchecked Sendable {
     let path: String
     let file: CephFile
     private let owner: UInt64
     /// The file's size as last read or written; writes never make it smaller.
     var size: UInt64
+    /// The last write is not yet synced.
+    var unsynced = false
     private var released = false
 
     fileprivate init(path: String, file: CephFile, owner: UInt64, size: UInt64) {
@@ -31,6 +34,15 @@ final class MetadataLock {
         released = true
         try? file.flock(.unlock, owner: owner)
         file.close()
+    }
+
+    /// Unlocks on a helper thread, so the caller's reply does not wait for
+    /// the MDS round trip. Safe because every later locker, here or in
+    /// another process, asks the MDS for the lock and waits until this
+    /// unlock arrives; the caller must not touch the lock afterwards.
+    func releaseInBackground(on pool: WorkerPool) {
+        guard !released else { return }
+        pool.submit { [self] in release() }
     }
 }
 
@@ -112,15 +124,38 @@ struct MetadataStore: Sendable {
     }
 
     /// Replaces the file's content with `object`, as described above.
-    func write(_ lock: MetadataLock, _ object: [String: JSONValue]) throws(CephError) {
+    ///
+    /// `durable` writes return once the data is on the OSDs. Syncing the
+    /// data (`fdatasync`) is enough, also for a file the lock just created:
+    /// the inode never changes, and should this client die with the size
+    /// update still unflushed, the MDS recovers the size by probing the
+    /// objects when the session goes (checked against the dev cluster: a
+    /// writer killed right after `fdatasync` leaves the full file). The MDS
+    /// journals the create itself within milliseconds, long before the mon
+    /// round trip that could make a lost file matter.
+    ///
+    /// A write that is not durable stays in this client's cache until the
+    /// next sync or writeback. That is enough when losing it in a crash
+    /// leaves a state recovery handles, for example an auth entry that stays
+    /// dirty and is replayed. Other clients still see it at once: the MDS
+    /// makes this client flush before anyone else may read the file.
+    func write(_ lock: MetadataLock, _ object: [String: JSONValue], durable: Bool = true) throws(CephError) {
         var bytes = JSONValue.object(object).serialized()
         bytes.append(0x0A)
         let length = UInt64(bytes.count)
         let target = max(lock.size, (length + Self.block - 1) / Self.block * Self.block)
         bytes.append(contentsOf: repeatElement(0x20, count: Int(target - length)))
         try lock.file.write(bytes, offset: 0)
-        try lock.file.fsync()
         lock.size = target
+        lock.unsynced = true
+        if durable { try sync(lock) }
+    }
+
+    /// Makes the last write durable (see `write`).
+    func sync(_ lock: MetadataLock) throws(CephError) {
+        guard lock.unsynced else { return }
+        try lock.file.fsync(dataOnly: true)
+        lock.unsynced = false
     }
 
     /// Removes the file while its lock is held; waiters then retry on a new file.

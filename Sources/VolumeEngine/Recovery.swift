@@ -46,7 +46,11 @@ extension VolumeEngine {
                 }
                 if volumeEntry != AccessEntry(accessLevel: entry.accessLevel, dirty: false) {
                     if existing == nil { existing = .some(try authGet(authID)) }
-                    _ = try authorizeVolume(volume, authID: authID, readonly: entry.readonly, existing: existing!, volumeLock)
+                    let current = existing!
+                    _ = try authorizeVolume(
+                        volume, authID: authID, readonly: entry.readonly,
+                        caps: { try volumeCaps(volume, readonly: entry.readonly) }, existing: { current }, volumeLock,
+                        meta: volumeMeta)
                     existing = nil  // caps changed: read again if needed
                 }
                 return true

@@ -1,6 +1,7 @@
 import Ceph
 import JSONValue
 import Logging
+import Synchronization
 
 /// The port of CephFSVolumeClient: one connection to the cluster and one
 /// CephFS mount, shared by every request. Thread-safe; callers serialise
@@ -12,6 +13,10 @@ public final class VolumeEngine: Sendable {
     let logger: Logger
     let layout: Layout
     let store: MetadataStore
+    /// Threads for overlapped cluster calls and background unlocks.
+    let helpers = WorkerPool(maxThreads: 128)
+    /// The last listing of the group directories (see `groupDirectories`).
+    let groupListing = Mutex<GroupListing?>(nil)
 
     init(config: EngineConfiguration, cluster: RadosCluster, fs: CephFSMount, logger: Logger) {
         self.config = config
@@ -82,4 +87,14 @@ public final class VolumeEngine: Sendable {
             mon["addr"]?.stringValue.map { String($0.split(separator: "/", maxSplits: 1).first ?? "") }
         }
     }
+}
+
+/// Group directory names, with what the prefix looked like when they were listed.
+struct GroupListing: Sendable {
+    struct Stamp: Equatable, Sendable {
+        let inode: UInt64
+        let linkCount: UInt32
+    }
+    let stamp: Stamp
+    let groups: [String]
 }

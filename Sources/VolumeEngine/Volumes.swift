@@ -6,22 +6,30 @@ import Glibc
 #endif
 
 extension VolumeEngine {
-    /// Creates a volume: its directory, quota, layout and metadata file.
+    /// Creates a volume: its directory, quota and layout. Its metadata file
+    /// is made by the first authorize, as the Python client does.
     /// Idempotent: safe to call again for an existing volume, even in use.
     public func createVolume(
         _ volume: VolumePath, size: Int64? = nil, dataIsolated: Bool = false, namespaceIsolated: Bool = true,
         mode: UInt32 = 0o755
     ) throws -> String {
         let path = layout.volumePath(volume)
-        let exists = try fs.statIfExists(path) != nil
         // A repeat call on an existing volume needs no scan of the other groups.
-        if !exists {
-            try refuseVolumeIDInOtherGroup(volume)
-            try mkdirs(path, mode: mode)
+        if try fs.statIfExists(path) == nil {
+            let groups = try groupDirectories()
+            try refuseVolumeIDInOtherGroup(volume, groups: groups)
+            // The listing just checked tells whether the group exists; if it
+            // went away since, the mkdir fails with ENOENT and mkdirs makes it.
+            if !groups.contains(volume.groupID ?? Layout.noGroup) { try mkdirs(parentPath(path), mode: mode) }
+            let made = try ignoring(.ENOENT) { () throws(CephError) in
+                try ignoring(.EEXIST) { () throws(CephError) in try fs.mkdir(path, mode: mode) }
+            }
+            if made == nil { try mkdirs(path, mode: mode) }
         }
         CrashPoint.createVolumeDirectoryMade.reach()
-        if let size {
-            try fs.setxattr(path, "ceph.quota.max_bytes", String(size))
+        // The quota and the layout are independent xattrs: set them at once.
+        let quota = size.map { size in
+            overlapped { [fs] in try fs.setxattr(path, "ceph.quota.max_bytes", String(size)) }
         }
         if dataIsolated {
             let pool = layout.poolName(volume)
@@ -34,26 +42,56 @@ extension VolumeEngine {
             // Pin the pool, or the volume would follow later changes of its ancestors' layout.
             try setLayoutPool(path, try ancestorXattr(path, "ceph.dir.layout.pool"))
         }
+        try quota?.wait()
         CrashPoint.createVolumeLayoutSet.reach()
-        try fs.open(layout.volumeMetadataPath(volume), flags: O_CREAT | O_WRONLY, mode: MetadataStore.fileMode).close()
         return path
     }
 
     /// A volume_id names the RADOS namespace, the pool and the trash entry, so it
-    /// must be unique across groups.
-    func refuseVolumeIDInOtherGroup(_ volume: VolumePath) throws {
-        guard let entries = try ignoring(.ENOENT, { () throws(CephError) in try fs.listDirectory(layout.prefix) }) else {
-            return
+    /// must be unique across groups. Each lookup of a missing name is an MDS
+    /// round trip; with several groups they run at once.
+    func refuseVolumeIDInOtherGroup(_ volume: VolumePath, groups: [String]) throws {
+        let lookups = otherGroupPaths(volume, groups: groups).map { other in
+            (other.name, overlapped { [fs] in try fs.statIfExists(other.path) != nil })
         }
+        for (name, taken) in lookups where try taken.wait() {
+            throw VolumeError(.volumeClientError, "volume_id \(volume.volumeID) is already used in \(name)", errno: .EEXIST)
+        }
+    }
+
+    /// Where `volume`'s name would be in each other group (and in no group),
+    /// for the uniqueness check of volume_ids.
+    func otherGroupPaths(_ volume: VolumePath, groups: [String]) -> [(name: String, path: String)] {
         let ownGroup = volume.groupID ?? Layout.noGroup
-        for e in entries where e.kind == .directory && e.name != ownGroup && e.name != Layout.trashName {
-            guard e.name == Layout.noGroup || !e.name.hasPrefix("_") else { continue }
-            if try fs.statIfExists("\(layout.prefix)/\(e.name)/\(volume.volumeID)") != nil {
-                let other = e.name == Layout.noGroup ? "no group" : "group \(e.name)"
-                throw VolumeError(
-                    .volumeClientError, "volume_id \(volume.volumeID) is already used in \(other)", errno: .EEXIST)
-            }
+        return groups.compactMap { group in
+            guard group != ownGroup else { return nil }
+            let name = group == Layout.noGroup ? "no group" : "group \(group)"
+            return (name, "\(layout.prefix)/\(group)/\(volume.volumeID)")
         }
+    }
+
+    /// The group directories under the prefix (`_nogroup` included).
+    ///
+    /// The prefix also holds every metadata file, so listing it costs an MDS
+    /// readdir that grows with the number of volumes and IDs. The list is
+    /// kept and listed again only when the prefix's inode or its number of
+    /// subdirectories (CephFS reports it as the directory's link count, and
+    /// the MDS keeps it coherent across clients) has changed.
+    func groupDirectories() throws -> [String] {
+        guard let stat = try fs.statIfExists(layout.prefix) else { return [] }
+        let stamp = GroupListing.Stamp(inode: stat.inode, linkCount: stat.linkCount)
+        if let cached = groupListing.withLock({ $0?.stamp == stamp ? $0?.groups : nil }) { return cached }
+        guard let entries = try ignoring(.ENOENT, { () throws(CephError) in try fs.listDirectory(layout.prefix) }) else {
+            return []
+        }
+        let groups = entries.compactMap { e -> String? in
+            guard e.kind == .directory, e.name != Layout.trashName, e.name == Layout.noGroup || !e.name.hasPrefix("_") else {
+                return nil
+            }
+            return e.name
+        }
+        groupListing.withLock { $0 = GroupListing(stamp: stamp, groups: groups) }
+        return groups
     }
 
     /// Moves a volume to the trash and removes its metadata file (idempotent).

@@ -3,6 +3,7 @@ import Dispatch
 import Synchronization
 import JSONValue
 import Logging
+import VolumeEngine
 import VolumeProtocol
 
 /// A decoded, validated call, ready to run once its keys are free.
@@ -134,14 +135,16 @@ public final class RPCDispatcher: Sendable {
             stats.inFlight.subtract(1, ordering: .relaxed)
             respond(outcome)
         }
+        let received = DispatchTime.now()
         serializer.submit(keys: call.keys) { [logger, deadlines, requestTimeout] in
+            let started = DispatchTime.now()
             let ticket = deadlines?.add(after: requestTimeout) {
                 finish(.failure(.engine(.clusterTimeout, "\(method.name) did not finish within \(requestTimeout) s", errno: 110, errnoName: "ETIMEDOUT")))
             }
             defer { if let ticket { deadlines?.remove(ticket) } }
             do {
-                let (result, calls) = try CallCounter.measure { try call.execute() }
-                logger.debug("\(method.name): \(calls)")
+                let (result, calls) = try CallCounter.measure(trace: logger.logLevel <= .debug) { try call.execute() }
+                logger.debug("\(method.name): waited \((started.uptimeNanoseconds - received.uptimeNanoseconds) / 1000) us, ran \((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000) us; \(calls)")
                 finish(.success(result))
             } catch {
                 let e = ErrorMapping.rpcError(error)

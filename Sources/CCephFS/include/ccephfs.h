@@ -64,6 +64,9 @@ int vd_opendir(struct ceph_mount_info *cmount, const char *path, struct ceph_dir
 int vd_closedir(struct ceph_mount_info *cmount, struct ceph_dir_result *dirp);
 // Returns 1 with an entry, 0 at the end, or a negative errno. d_type is the dirent type (DT_*).
 int vd_readdir(struct ceph_mount_info *cmount, struct ceph_dir_result *dirp, char *name, size_t namelen, unsigned char *d_type);
+/* Several entries at once, as records of a type byte, the name and a NUL.
+   Returns the bytes used, 0 at the end, or -errno. */
+int vd_readdir_batch(struct ceph_mount_info *cmount, struct ceph_dir_result *dirp, char *out, size_t outlen);
 
 int vd_mds_command(struct ceph_mount_info *cmount, const char *mds_spec, const char **cmd, size_t cmdlen,
                    const char *inbuf, size_t inbuflen, char **outbuf, size_t *outbuflen,

@@ -7,19 +7,19 @@ import Foundation
 /// run only about as many at a time as there are cores. This pool starts a
 /// thread whenever work is waiting and none is idle, up to `maxThreads`, and
 /// keeps idle threads for reuse.
-final class WorkerPool: @unchecked Sendable {  // all state is guarded by `condition`
+public final class WorkerPool: @unchecked Sendable {  // all state is guarded by `condition`
     private let condition = NSCondition()
     private var jobs: [@Sendable () -> Void] = []
     private var head = 0
     private var idle = 0
     private var threads = 0
-    let maxThreads: Int
+    public let maxThreads: Int
 
-    init(maxThreads: Int = 256) {
+    public init(maxThreads: Int = 256) {
         self.maxThreads = maxThreads
     }
 
-    func submit(_ job: @escaping @Sendable () -> Void) {
+    public func submit(_ job: @escaping @Sendable () -> Void) {
         condition.lock()
         jobs.append(job)
         if idle == 0 && threads < maxThreads {
