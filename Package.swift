@@ -26,6 +26,9 @@ let package = Package(
             linkerSettings: [.linkedLibrary("cephfs")]
         ),
 
+        // epoll and eventfd, which Swift's Glibc module does not export.
+        .target(name: "CEpoll"),
+
         .target(name: "JSONValue"),
         .target(
             name: "Ceph",
@@ -39,7 +42,7 @@ let package = Package(
         .target(
             name: "VolumeServer",
             dependencies: [
-                "VolumeEngine", "VolumeProtocol", "JSONValue", "Ceph",
+                "VolumeEngine", "VolumeProtocol", "JSONValue", "Ceph", "CEpoll",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -6,9 +6,9 @@ import Glibc
 #endif
 
 extension VolumeEngine {
-    /// Creates a volume: its directory, quota and layout. Its metadata file
-    /// is made by the first authorize, as the Python client does.
-    /// Idempotent: safe to call again for an existing volume, even in use.
+    /// Creates a volume: its directory, quota, layout and (empty) metadata
+    /// file, as the Python client does. Idempotent: safe to call again for
+    /// an existing volume, even in use.
     public func createVolume(
         _ volume: VolumePath, size: Int64? = nil, dataIsolated: Bool = false, namespaceIsolated: Bool = true,
         mode: UInt32 = 0o755
@@ -27,9 +27,13 @@ extension VolumeEngine {
             if made == nil { try mkdirs(path, mode: mode) }
         }
         CrashPoint.createVolumeDirectoryMade.reach()
-        // The quota and the layout are independent xattrs: set them at once.
+        // The quota, the layout and the metadata file are independent: make them at once.
         let quota = size.map { size in
             overlapped { [fs] in try fs.setxattr(path, "ceph.quota.max_bytes", String(size)) }
+        }
+        let metadataPath = layout.volumeMetadataPath(volume)
+        let metadata = overlapped { [fs] in
+            try fs.open(metadataPath, flags: O_CREAT | O_WRONLY, mode: MetadataStore.fileMode).close()
         }
         if dataIsolated {
             let pool = layout.poolName(volume)
@@ -43,6 +47,7 @@ extension VolumeEngine {
             try setLayoutPool(path, try ancestorXattr(path, "ceph.dir.layout.pool"))
         }
         try quota?.wait()
+        try metadata.wait()
         CrashPoint.createVolumeLayoutSet.reach()
         return path
     }

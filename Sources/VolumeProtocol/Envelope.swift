@@ -80,6 +80,31 @@ public struct RPCResponse: Sendable, Equatable {
         }
     }
 
+    /// Appends the response as compact JSON, the same bytes `json.serialized()`
+    /// gives (members in sorted order), without building the object first.
+    public func write(into out: inout [UInt8]) {
+        switch outcome {
+        case .success(let r):
+            out.append(contentsOf: Self.idHead)
+            id.write(into: &out)
+            out.append(contentsOf: Self.resultHead)
+            r.write(into: &out)
+        case .failure(let e):
+            out.append(contentsOf: Self.errorHead)
+            e.json.write(into: &out)
+            out.append(contentsOf: Self.errorIDHead)
+            id.write(into: &out)
+            out.append(contentsOf: Self.errorTail)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private static let idHead = Array(#"{"id":"#.utf8)
+    private static let resultHead = Array(#","jsonrpc":"2.0","result":"#.utf8)
+    private static let errorHead = Array(#"{"error":"#.utf8)
+    private static let errorIDHead = Array(#","id":"#.utf8)
+    private static let errorTail = Array(#","jsonrpc":"2.0""#.utf8)
+
     /// Reads a response object; nil when it is not one.
     public init?(json: JSONValue) {
         guard json["jsonrpc"] == .string("2.0"), let id = json["id"] else { return nil }

@@ -24,6 +24,8 @@ public struct LineFramer: Sendable {
     /// Appends bytes and returns the events they complete, in order.
     public mutating func feed(_ bytes: some Collection<UInt8>) -> [Event] {
         if overflowed { return [] }
+        // Nothing carried over: take lines straight from the input.
+        if buffer.isEmpty, let events = bytes.withContiguousStorageIfAvailable({ feedDirect($0) }) { return events }
         buffer.append(contentsOf: bytes)
         var events: [Event] = []
         var lineStart = 0
@@ -49,6 +51,31 @@ public struct LineFramer: Sendable {
             overflowed = true
             buffer.removeAll()
             events.append(.tooLong)
+        }
+        return events
+    }
+
+    private mutating func feedDirect(_ input: UnsafeBufferPointer<UInt8>) -> [Event] {
+        var events: [Event] = []
+        var lineStart = 0
+        while let nl = input[lineStart...].firstIndex(of: 0x0A) {
+            var end = nl
+            if end > lineStart, input[end - 1] == 0x0D { end -= 1 }  // tolerate CRLF
+            if end - lineStart > maxLineLength {
+                overflowed = true
+                events.append(.tooLong)
+                return events
+            }
+            events.append(.line(Array(input[lineStart..<end])))
+            lineStart = nl + 1
+        }
+        let rest = input.count - lineStart
+        if rest > maxLineLength + 1 {
+            overflowed = true
+            events.append(.tooLong)
+        } else if rest > 0 {
+            buffer.append(contentsOf: input[lineStart...])
+            scanned = buffer.count
         }
         return events
     }

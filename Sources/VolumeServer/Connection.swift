@@ -1,6 +1,8 @@
+import CEpoll
 import Dispatch
 import JSONValue
 import Logging
+import Synchronization
 import VolumeProtocol
 
 #if canImport(Glibc)
@@ -9,13 +11,22 @@ import Glibc
 import Darwin
 #endif
 
-/// One accepted peer.
+/// One accepted peer, served by an `EventLoop`.
 ///
-/// `queue` owns all mutable state (checked with `dispatchPrecondition`);
-/// replies are written on `writeQueue`, so a slow reader never stalls request
-/// intake on other connections. States go `created → running → draining → closed`.
-final class Connection: @unchecked Sendable {
-    enum State { case created, running, draining, closed }
+/// Reading, framing and the state machine run on the loop thread only
+/// (checked with `precondition(loop.inLoop)` where it matters). Replies may
+/// come from any thread: calls answered at once (ping, errors) are gathered
+/// while a read is handled and written with one `send`; calls that ran on a
+/// worker thread are written by that thread. `output` guards the socket's
+/// write side and the descriptor's life: it is closed under that lock, so a
+/// late reply never writes to a reused descriptor number.
+///
+/// States go `created → running → draining → closing → closed`. `closing`
+/// writes what is queued, shuts down our side and reads until the peer
+/// closes too (at most 1 s), because closing an AF_UNIX socket with unread
+/// input resets it and the peer would lose our last line.
+final class Connection: EventHandler, @unchecked Sendable {  // see above for what each field belongs to
+    enum State { case created, running, draining, closing, closed }
 
     let id: UInt64
     let fd: Int32
@@ -23,26 +34,41 @@ final class Connection: @unchecked Sendable {
     private let limits: ServerLimits
     private let dispatcher: RPCDispatcher
     private let logger: Logger
-    private let queue: DispatchQueue
-    private let writeQueue: DispatchQueue
-    private var readSource: DispatchSourceRead?
-    private var readSuspended = false
+    private let loop: EventLoop
+    private let onClose: @Sendable (Connection) -> Void
+
+    // Loop thread only.
+    private(set) var state = State.created
     private var framer: LineFramer
-    /// Complete lines read but not yet started, because the in-flight limit
-    /// was reached. Reading pauses meanwhile, so this holds at most one read.
+    /// Lines read but not started: the in-flight limit was reached.
     private var pendingLines: [[UInt8]] = []
+    private var pendingHead = 0
     private var inFlight = 0
     private var peerClosedInput = false
-    private(set) var state = State.created
-    private let onClose: @Sendable (Connection) -> Void
-    /// One timer per connection, re-armed from `lastActivity` when it fires,
-    /// so reads do not create timers.
-    private var idleTimer: DispatchSourceTimer?
+    private var readPaused = false
+    private var watchingWrites = false
+    /// What epoll watches for this socket; nil while it is out of the set.
+    private var epollEvents: UInt32?
     private var lastActivity = DispatchTime.now()
+    private var lingerDeadline: DispatchTime?
+    /// Replies produced while a read is handled, sent together afterwards.
+    private var batch: [UInt8] = []
+    private var handling = false
+
+    private struct Output {
+        var pending: [UInt8] = []
+        var offset = 0
+        /// When the peer stopped taking our bytes; nil while nothing waits.
+        var blockedSince: DispatchTime?
+        var fdClosed = false
+        var failed = false
+        var isEmpty: Bool { offset == pending.count }
+    }
+    private let output = Mutex(Output())
 
     init(
-        id: UInt64, fd: Int32, peer: PeerCredentials?, limits: ServerLimits,
-        dispatcher: RPCDispatcher, logger: Logger, onClose: @escaping @Sendable (Connection) -> Void
+        id: UInt64, fd: Int32, peer: PeerCredentials?, limits: ServerLimits, dispatcher: RPCDispatcher,
+        logger: Logger, loop: EventLoop, onClose: @escaping @Sendable (Connection) -> Void
     ) {
         self.id = id
         self.fd = fd
@@ -50,108 +76,120 @@ final class Connection: @unchecked Sendable {
         self.limits = limits
         self.dispatcher = dispatcher
         self.logger = logger
+        self.loop = loop
         self.onClose = onClose
         self.framer = LineFramer(maxLineLength: limits.maxLineLength)
-        queue = DispatchQueue(label: "volumed.conn.\(id)")
-        writeQueue = DispatchQueue(label: "volumed.conn.\(id).write")
     }
 
-    static let readSize = 32 * 1024
+    private static let readEvents = vd_epollin | vd_epollrdhup
 
     func start() {
-        queue.async { [self] in
+        loop.execute { [self] in
             precondition(state == .created)
             state = .running
-            let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-            source.setEventHandler { [self] in readAvailable() }
-            source.setCancelHandler { [self] in closeSocketAfterWrites() }
-            readSource = source
-            source.resume()
-            armIdleTimer()
+            lastActivity = .now()
+            loop.register(self)
+            updateInterest()
         }
     }
 
     /// Sends one error line and closes, as for a refused peer.
     func refuse(_ error: RPCError) {
-        queue.async { [self] in
+        loop.execute { [self] in
             state = .running
-            send(RPCDispatcher.encode(RPCResponse(id: .null, error: error).json))
-            close()
+            loop.register(self)
+            write(RPCDispatcher.encode(RPCResponse(id: .null, error: error).json))
+            beginClosing()
         }
     }
 
-    /// Stops reading new data once what is already buffered in the socket is
-    /// read, answers everything received, then closes.
+    /// Stops taking new requests once what the peer already sent is read,
+    /// answers everything received, then closes.
     func drain() {
-        queue.async { [self] in
+        loop.execute { [self] in
             guard state == .running else { return }
             state = .draining
-            idleTimer?.cancel()
-            // Take in what the peer already sent; the socket is non-blocking.
-            // Lines beyond the in-flight limit wait in pendingLines and start
-            // as earlier ones finish.
-            while state == .draining, readOnce() {}
-            closeIfDrained()
+            // Take in what is already buffered in the socket; lines beyond
+            // the in-flight limit wait in pendingLines.
+            while state == .draining, !peerClosedInput, readOnce() {}
+            pauseReading()
+            closeIfDone()
         }
     }
 
-    private func armIdleTimer() {
-        dispatchPrecondition(condition: .onQueue(queue))
-        guard limits.idleTimeout > 0 else { return }
-        let t = DispatchSource.makeTimerSource(queue: queue)
-        t.schedule(deadline: lastActivity + limits.idleTimeout)
-        t.setEventHandler { [self] in
-            let idleSince = lastActivity + limits.idleTimeout
-            if inFlight == 0, state == .running, DispatchTime.now() >= idleSince {
-                logger.debug("connection \(id) idle, closing")
-                close()
-            } else {
-                t.schedule(deadline: max(idleSince, .now() + 0.05))
+    // MARK: Events (loop thread)
+
+    func handle(events: UInt32) {
+        let hangUp = events & (vd_epollhup | vd_epollerr) != 0
+        if events & vd_epollout != 0 { flushFromLoop() }
+        switch state {
+        case .running:
+            if events & (vd_epollin | vd_epollrdhup) != 0 || hangUp, !readPaused {
+                lastActivity = .now()
+                // One read per event: epoll is level-triggered and reports the rest.
+                _ = readOnce()
             }
+        case .draining:
+            if hangUp {
+                peerClosedInput = true
+                closeIfDone()
+            }
+        case .closing:
+            if hangUp {
+                finalClose()  // the peer is gone: nothing more can reach it
+            } else if events & (vd_epollin | vd_epollrdhup) != 0 {
+                discardInput()
+            }
+        case .created, .closed:
+            break
         }
-        idleTimer = t
-        t.resume()
     }
 
-    /// Reads until the socket would block, the in-flight limit pauses
-    /// reading, or the stream ends. Reading only once per event is not enough:
-    /// libdispatch may not signal again for data, or an end of stream, that
-    /// was already there when it fired.
-    private func readAvailable() {
-        dispatchPrecondition(condition: .onQueue(queue))
-        guard state == .running else { return }
-        lastActivity = .now()
-        while state == .running, !readSuspended, readOnce() {}
+    func tick() {
+        let now = DispatchTime.now()
+        if let since = output.withLock({ $0.blockedSince }), now.uptimeNanoseconds - since.uptimeNanoseconds > UInt64(limits.slowWriterTimeout * 1e9) {
+            logger.notice("connection \(id): peer does not read its replies, closing")
+            finalClose()
+            return
+        }
+        switch state {
+        case .running:
+            if limits.idleTimeout > 0, inFlight == 0, pendingHead == pendingLines.count,
+                now.uptimeNanoseconds - lastActivity.uptimeNanoseconds >= UInt64(limits.idleTimeout * 1e9)
+            {
+                logger.debug("connection \(id) idle, closing")
+                beginClosing()
+            }
+        case .closing:
+            if let d = lingerDeadline, now >= d { finalClose() }
+        default:
+            break
+        }
     }
 
-    /// Reads one chunk and handles its lines. Returns false when nothing more can be read now.
+    /// Reads one chunk and handles its lines. False when nothing more can be read now.
     private func readOnce() -> Bool {
-        dispatchPrecondition(condition: .onQueue(queue))
-        var n = 0
-        let buffer = [UInt8](unsafeUninitializedCapacity: Self.readSize) { b, count in
-            n = Glibc.read(fd, b.baseAddress, b.count)
-            count = max(n, 0)
-        }
+        let buffer = loop.readBuffer
+        let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
         if n < 0 {
             if errno == EINTR { return true }
             if errno == EAGAIN || errno == EWOULDBLOCK { return false }
-            close()
+            finalClose()
             return false
         }
         if n == 0 {
             // The peer half-closed: answer what it sent, then close.
             peerClosedInput = true
-            suspendReading()
+            pauseReading()
             if let rest = framer.finish() { take([rest]) }
-            closeIfDrained()
+            closeIfDone()
             return false
         }
-        take(framer.feed(buffer))
-        return state != .closed
+        take(framer.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n])))
+        return state == .running || state == .draining
     }
 
     private func take(_ events: [LineFramer.Event]) {
-        dispatchPrecondition(condition: .onQueue(queue))
         for event in events {
             switch event {
             case .line(let line):
@@ -160,10 +198,9 @@ final class Connection: @unchecked Sendable {
                 // Answer what came before the long line, refuse it, and close.
                 startPendingLines(ignoringLimit: true)
                 logger.notice("connection \(id): line longer than \(limits.maxLineLength) bytes, closing")
-                send(RPCDispatcher.encode(RPCResponse(
-                    id: .null,
-                    error: RPCError(code: .limitExceeded, message: "line exceeds \(limits.maxLineLength) bytes")).json))
-                close()
+                write(RPCDispatcher.encode(RPCResponse(
+                    id: .null, error: RPCError(code: .limitExceeded, message: "line exceeds \(limits.maxLineLength) bytes")).json))
+                beginClosing()
                 return
             }
         }
@@ -172,114 +209,203 @@ final class Connection: @unchecked Sendable {
 
     /// Starts waiting lines while the in-flight limit allows; pauses reading otherwise.
     private func startPendingLines(ignoringLimit: Bool = false) {
-        dispatchPrecondition(condition: .onQueue(queue))
-        var started = 0
-        while started < pendingLines.count, ignoringLimit || inFlight < limits.maxInFlightPerConnection {
-            process(line: pendingLines[started])
-            started += 1
+        handling = true
+        while pendingHead < pendingLines.count, ignoringLimit || inFlight < limits.maxInFlightPerConnection {
+            let line = pendingLines[pendingHead]
+            pendingHead += 1
+            process(line: line)
         }
-        pendingLines.removeFirst(started)
-        if !pendingLines.isEmpty || inFlight >= limits.maxInFlightPerConnection { suspendReading() }
+        handling = false
+        if pendingHead == pendingLines.count {
+            pendingLines.removeAll(keepingCapacity: pendingLines.count <= 64)
+            pendingHead = 0
+        }
+        if !batch.isEmpty {
+            write(batch)
+            batch.removeAll(keepingCapacity: batch.count <= 64 * 1024)
+            loop.armBusyPoll()
+        }
+        if pendingHead < pendingLines.count || inFlight >= limits.maxInFlightPerConnection {
+            pauseReading()
+        } else if state == .running, !peerClosedInput {
+            resumeReading()
+        }
     }
 
     private func process(line: [UInt8]) {
-        dispatchPrecondition(condition: .onQueue(queue))
         if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }  // blank keep-alive lines
         inFlight += 1
         let context = RequestContext(peer: peer, connectionID: id)
         dispatcher.handle(line: line, context: context) { [self] reply in
-            if let reply { send(reply) }
-            queue.async { [self] in requestFinished() }
+            if loop.inLoop && handling {
+                // Answered at once: gathered with the others of this read.
+                if let reply { batch += reply }
+                inFlight -= 1
+                return
+            }
+            if let reply { write(reply) }
+            loop.execute { [self] in requestFinished() }
         }
     }
 
     private func requestFinished() {
-        dispatchPrecondition(condition: .onQueue(queue))
         inFlight -= 1
-        if state != .closed { startPendingLines() }
-        if state == .running, !peerClosedInput, pendingLines.isEmpty, inFlight < limits.maxInFlightPerConnection {
-            resumeReading()
-        }
-        closeIfDrained()
+        if state == .running || state == .draining { startPendingLines() }
+        closeIfDone()
     }
 
-    private func closeIfDrained() {
-        dispatchPrecondition(condition: .onQueue(queue))
-        if state == .draining || peerClosedInput, inFlight == 0, pendingLines.isEmpty { close() }
+    private func closeIfDone() {
+        if state == .draining || peerClosedInput, state != .closing, state != .closed, inFlight == 0,
+            pendingHead == pendingLines.count
+        {
+            beginClosing()
+        }
     }
 
-    private func suspendReading() {
-        dispatchPrecondition(condition: .onQueue(queue))
-        if !readSuspended, let s = readSource {
-            s.suspend()
-            readSuspended = true
-        }
+    private func pauseReading() {
+        guard !readPaused, state != .closed else { return }
+        readPaused = true
+        updateInterest()
     }
 
     private func resumeReading() {
-        dispatchPrecondition(condition: .onQueue(queue))
-        if readSuspended, let s = readSource {
-            readSuspended = false
-            s.resume()
+        guard readPaused else { return }
+        readPaused = false
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        guard state != .closed, state != .created else { return }
+        var events: UInt32 = 0
+        switch state {
+        case .running, .draining: if !readPaused { events = Self.readEvents }
+        case .closing: if lingerDeadline != nil { events = Self.readEvents }
+        case .created, .closed: break
+        }
+        if watchingWrites { events |= vd_epollout }
+        guard events != (epollEvents ?? 0) else { return }
+        loop.watch(fd, events: events, was: epollEvents)
+        epollEvents = events == 0 ? nil : events
+    }
+
+    // MARK: Writing (any thread)
+
+    /// Queues bytes for the peer and sends what the socket takes now. A peer
+    /// that takes nothing for the slow-writer timeout is disconnected (`tick`).
+    private func write(_ bytes: [UInt8]) {
+        let needsWatch = output.withLock { o -> Bool in
+            guard !o.fdClosed, !o.failed else { return false }
+            if o.isEmpty {
+                o.pending = bytes
+                o.offset = 0
+            } else {
+                o.pending += bytes
+            }
+            return Self.sendPending(fd, &o)
+        }
+        if needsWatch {
+            if loop.inLoop { watchWrites(true) } else { loop.execute { [self] in watchWrites(true) } }
         }
     }
 
-    /// Queues bytes for the peer. A peer that does not read within the
-    /// slow-writer timeout is disconnected.
-    private func send(_ bytes: [UInt8]) {
-        writeQueue.async { [self] in
-            var offset = 0
-            while offset < bytes.count {
-                let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-                if n > 0 {
-                    offset += n
-                    continue
-                }
-                if n < 0, errno == EINTR { continue }
-                if n < 0, errno == EAGAIN || errno == EWOULDBLOCK {
-                    var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    let ms = Int32(limits.slowWriterTimeout * 1000)
-                    if poll(&p, 1, ms) > 0 { continue }
-                    logger.notice("connection \(id): peer does not read its replies, closing")
-                }
-                queue.async { [self] in close() }
-                return
+    /// Sends from `o` until done or the socket is full; true when bytes wait.
+    private static func sendPending(_ fd: Int32, _ o: inout Output) -> Bool {
+        while !o.isEmpty {
+            let n = o.pending.withUnsafeBytes { b in
+                Glibc.send(fd, b.baseAddress! + o.offset, b.count - o.offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
             }
+            if n > 0 {
+                o.offset += n
+                continue
+            }
+            if n < 0, errno == EINTR { continue }
+            if n < 0, errno == EAGAIN || errno == EWOULDBLOCK {
+                if o.blockedSince == nil { o.blockedSince = .now() }
+                return true
+            }
+            o.failed = true  // the peer is gone; the read side notices
+            o.pending = []
+            o.offset = 0
+            return false
+        }
+        o.blockedSince = nil
+        if o.pending.count > 64 * 1024 { o.pending = [] } else { o.pending.removeAll(keepingCapacity: true) }
+        o.offset = 0
+        return false
+    }
+
+    private func watchWrites(_ on: Bool) {
+        guard watchingWrites != on, state != .closed else { return }
+        watchingWrites = on
+        updateInterest()
+    }
+
+    private func flushFromLoop() {
+        let waiting = output.withLock { o in o.fdClosed ? false : Self.sendPending(fd, &o) }
+        if !waiting {
+            watchWrites(false)
+            if state == .closing, lingerDeadline == nil { shutDownOurSide() }
         }
     }
+
+    // MARK: Closing (loop thread)
 
     func close() {
-        dispatchPrecondition(condition: .onQueue(queue))
-        guard state != .closed else { return }
-        state = .closed
-        idleTimer?.cancel()
-        if let s = readSource {
-            resumeReading()  // a suspended source must be resumed before it can be cancelled
-            s.cancel()
+        beginClosing()
+    }
+
+    /// Stops taking requests; once queued replies are out, shuts down our
+    /// side and lingers (see the type's comment).
+    private func beginClosing() {
+        guard state != .closing, state != .closed else { return }
+        if state == .created {
+            finalClose()
+            return
+        }
+        state = .closing
+        if output.withLock({ !$0.isEmpty && !$0.failed }) {
+            watchWrites(true)  // flushFromLoop shuts our side down once written
+            updateInterest()
         } else {
-            closeSocketAfterWrites()
+            shutDownOurSide()
         }
     }
 
-    /// Closes the socket once queued replies are written (or failed), with a
-    /// short linger: after our end is shut down, input the peer is still
-    /// sending is read and discarded until it closes too (or 1 s passes).
-    /// Closing an AF_UNIX stream with unread input resets it, and the peer
-    /// would lose the reply we just wrote (an error line, say).
-    private func closeSocketAfterWrites() {
-        writeQueue.async { [self] in
-            shutdown(fd, Int32(SHUT_WR))
-            let deadline = DispatchTime.now() + 1
-            var scratch = [UInt8](repeating: 0, count: 16 * 1024)
-            while DispatchTime.now() < deadline {
-                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let left = Int32((deadline.uptimeNanoseconds &- DispatchTime.now().uptimeNanoseconds) / 1_000_000)
-                if poll(&p, 1, max(left, 1)) <= 0 { break }
-                let n = scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-                if n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN) { break }
-            }
-            Glibc.close(fd)
-            onClose(self)
+    private func shutDownOurSide() {
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+        lingerDeadline = .now() + 1
+        updateInterest()
+        discardInput()
+    }
+
+    private func discardInput() {
+        guard lingerDeadline != nil else { return }  // still writing
+        var scratch = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let n = scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n > 0 { continue }
+            if n < 0, errno == EINTR { continue }
+            if n < 0, errno == EAGAIN || errno == EWOULDBLOCK { return }
+            break  // end of stream or error
         }
+        finalClose()
+    }
+
+    private func finalClose() {
+        guard state != .closed else { return }
+        if epollEvents != nil { loop.watch(fd, events: 0, was: epollEvents) }
+        epollEvents = nil
+        if state != .created { loop.deregister(self) }
+        state = .closed
+        output.withLock { o in
+            o.fdClosed = true
+            o.pending = []
+            o.offset = 0
+            o.blockedSince = nil
+            Glibc.close(fd)
+        }
+        pendingLines = []
+        pendingHead = 0
+        onClose(self)
     }
 }

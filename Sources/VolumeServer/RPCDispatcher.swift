@@ -76,7 +76,7 @@ public final class RPCDispatcher: Sendable {
             }
             handleBatch(items, context: context, reply: reply)
         default:
-            handleOne(document, context: context) { response in reply(response.map { Self.encode($0.json) }) }
+            handleOne(document, context: context) { response in reply(response.map { Self.encode($0) }) }
         }
     }
 
@@ -152,6 +152,15 @@ public final class RPCDispatcher: Sendable {
                 finish(.failure(e))
             }
         }
+    }
+
+    /// A reply line for one response.
+    static func encode(_ response: RPCResponse) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(96)
+        response.write(into: &out)
+        out.append(0x0A)
+        return out
     }
 
     /// A reply line: compact JSON plus the newline that frames it.

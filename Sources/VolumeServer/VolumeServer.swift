@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Logging
 import Synchronization
 import VolumeProtocol
@@ -18,6 +19,9 @@ public struct ServerLimits: Sendable {
     public var idleTimeout: Double = 600
     /// Seconds a peer may leave its replies unread before it is disconnected.
     public var slowWriterTimeout: Double = 30
+    /// Microseconds an I/O thread keeps polling after answering a request
+    /// itself, instead of sleeping (see `EventLoop.armBusyPoll`); 0 disables.
+    public var busyPollMicroseconds = 50
     public init() {}
 }
 
@@ -58,6 +62,7 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
     private let acceptSource: DispatchSourceRead
     private let state = Mutex(State())
     private let effectiveGroup: gid_t
+    private let loops: EventLoopGroup
 
     /// Binds the socket (or adopts a systemd-passed one) and starts accepting.
     public init(config: ServerConfiguration, dispatcher: RPCDispatcher, logger: Logger) throws(SocketError) {
@@ -73,6 +78,14 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
             socketActivated = false
         }
         effectiveGroup = config.socketGroup ?? getegid()
+        do {
+            loops = try EventLoopGroup(
+                count: min(4, max(1, ProcessInfo.processInfo.activeProcessorCount)),
+                busyPollMicroseconds: config.limits.busyPollMicroseconds)
+        } catch {
+            if !socketActivated { Glibc.close(listenFD) }
+            throw error
+        }
         acceptSource = DispatchSource.makeReadSource(fileDescriptor: listenFD, queue: acceptQueue)
         acceptSource.setEventHandler { [self] in acceptPending() }
         acceptSource.resume()
@@ -103,7 +116,7 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
             s.nextID += 1
             let conn = Connection(
                 id: id, fd: fd, peer: peer, limits: config.limits, dispatcher: dispatcher, logger: logger,
-                onClose: { [weak self] c in self?.connectionClosed(c) })
+                loop: loops.pick(), onClose: { [weak self] c in self?.connectionClosed(c) })
             if !isAllowed(peer) {
                 return (conn, RPCError(code: .accessDenied, message: "access denied for \(peer.map { "uid \($0.uid)" } ?? "unknown peer")"))
             }
@@ -169,6 +182,7 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
         acceptQueue.sync {}
         Glibc.close(listenFD)
         if !socketActivated { unlink(config.socketPath) }
+        defer { loops.stop() }
         if connections.isEmpty {
             return
         }

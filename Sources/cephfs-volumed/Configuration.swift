@@ -25,13 +25,15 @@ struct Configuration {
     var requestTimeout = 300.0
     var drainTimeout = 30.0
     var clusterTimeout = 15
+    var busyPoll = 50
     var logLevel = "info"
 
     /// The config file keys, in the order the default file lists them.
     static let keys = [
         "socket", "conf", "id", "cluster", "fs_name", "volume_prefix", "namespace_prefix", "instance",
         "socket_group", "allow_uids", "allow_gids", "max_line_length", "max_connections", "max_in_flight",
-        "idle_timeout", "slow_writer_timeout", "request_timeout", "drain_timeout", "cluster_timeout", "log_level",
+        "idle_timeout", "slow_writer_timeout", "request_timeout", "drain_timeout", "cluster_timeout", "busy_poll_us",
+        "log_level",
     ]
 
     struct Invalid: Error, CustomStringConvertible {
@@ -96,6 +98,7 @@ struct Configuration {
             case "request_timeout": c.requestTimeout = try seconds()
             case "drain_timeout": c.drainTimeout = try seconds()
             case "cluster_timeout": c.clusterTimeout = try int()
+            case "busy_poll_us": c.busyPoll = try int()
             case "log_level": c.logLevel = try str()
             default: throw Invalid(description: "\(path): unknown option '\(key)'")
             }

@@ -78,6 +78,11 @@ struct Daemon: ParsableCommand {
     @Option(name: .customLong("cluster-timeout"), help: "Seconds for mon commands, OSD ops and the mount [cluster_timeout] (default: 15).")
     var clusterTimeout: Int?
 
+    @Option(
+        name: .customLong("busy-poll-us"),
+        help: "Microseconds an I/O thread keeps polling after answering a request itself, instead of sleeping; 0 disables [busy_poll_us] (default: 50).")
+    var busyPoll: Int?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical [log_level] (default: info).")
     var logLevel: String?
 
@@ -103,6 +108,7 @@ struct Daemon: ParsableCommand {
         if let v = requestTimeout { c.requestTimeout = v }
         if let v = drainTimeout { c.drainTimeout = v }
         if let v = clusterTimeout { c.clusterTimeout = v }
+        if let v = busyPoll { c.busyPoll = v }
         if let v = logLevel { c.logLevel = v }
         return c
     }
@@ -141,6 +147,7 @@ struct Daemon: ParsableCommand {
         serverConfig.limits.maxInFlightPerConnection = c.maxInFlight
         serverConfig.limits.idleTimeout = c.idleTimeout
         serverConfig.limits.slowWriterTimeout = c.slowWriterTimeout
+        serverConfig.limits.busyPollMicroseconds = min(c.busyPoll, 10_000)
         serverConfig.drainTimeout = c.drainTimeout
 
         let instance = c.instance ?? ProcessInfo.processInfo.hostName

@@ -253,4 +253,20 @@ struct RPCResponseTests {
         #expect(e.errno == 110)
         #expect(e.errnoName == "ETIMEDOUT")
     }
+
+    /// The server writes responses directly; the bytes must equal the
+    /// serialized object (members sorted), for results and errors alike.
+    @Test(arguments: [
+        RPCResponse(id: 1, result: "pong"),
+        RPCResponse(id: "a\"b", result: ["mount_path": "/volumes/g/v", "n": 3]),
+        RPCResponse(id: .null, result: .null),
+        RPCResponse(id: 7, result: [1, "x", ["k": true]]),
+        RPCResponse(id: .null, error: RPCError(code: .parseError, message: "parse error")),
+        RPCResponse(id: "z", error: RPCError.engine(.clusterTimeout, "slow", errno: 110, errnoName: "ETIMEDOUT")),
+    ])
+    func directWriteEqualsSerializedObject(_ response: RPCResponse) {
+        var out: [UInt8] = []
+        response.write(into: &out)
+        #expect(String(decoding: out, as: UTF8.self) == String(decoding: response.json.serialized(), as: UTF8.self))
+    }
 }
