@@ -44,14 +44,35 @@ extension VolumeEngine {
     /// The caps of `volume` for one access level, from its layout. The pool
     /// is the directory's own or inherited; the namespace is absent for
     /// volumes made without namespace isolation.
-    func volumeCaps(_ volume: VolumePath, readonly: Bool) throws -> (want: VolumeCaps, unwanted: VolumeCaps) {
+    func volumeCaps(_ volume: VolumePath, readonly: Bool, inode: UInt64? = nil) throws -> (want: VolumeCaps, unwanted: VolumeCaps) {
         let path = layout.volumePath(volume)
-        let pool = try ancestorXattr(path, "ceph.dir.layout.pool")
-        let namespace = try fs.getxattrString(path, "ceph.dir.layout.pool_namespace")
+        let l = try volumeLayout(path, inode: inode)
         return (
-            VolumeCaps(path: path, pool: pool, namespace: namespace, readonly: readonly),
-            VolumeCaps(path: path, pool: pool, namespace: namespace, readonly: !readonly)
+            VolumeCaps(path: path, pool: l.pool, namespace: l.namespace, readonly: readonly),
+            VolumeCaps(path: path, pool: l.pool, namespace: l.namespace, readonly: !readonly)
         )
+    }
+
+    /// A volume directory's data pool and RADOS namespace.
+    ///
+    /// Kept per inode: a volume's layout is set when it is made and never
+    /// changed, and a volume deleted and made again is a new inode. Volumes
+    /// made here are known from create_volume; others cost two getxattrs once.
+    func volumeLayout(_ path: String, inode known: UInt64? = nil) throws -> VolumeLayout {
+        let inode = try known ?? fs.stat(path).inode
+        if let known = layouts.withLock({ $0[inode] }) { return known }
+        let l = VolumeLayout(
+            pool: try ancestorXattr(path, "ceph.dir.layout.pool"),
+            namespace: try fs.getxattrString(path, "ceph.dir.layout.pool_namespace"))
+        remember(l, inode: inode)
+        return l
+    }
+
+    func remember(_ l: VolumeLayout, inode: UInt64) {
+        layouts.withLock { cache in
+            if cache.count >= 100_000 { cache.removeAll(keepingCapacity: true) }
+            cache[inode] = l
+        }
     }
 
     /// Grants `volume` to the entity, creating it when it does not exist.
@@ -150,11 +171,11 @@ extension VolumeEngine {
         if authID == config.cluster.id {
             throw VolumeError(.volumeClientError, "auth ID: \(authID) is the service's own identity and cannot be authorized", errno: .EPERM)
         }
-        guard try fs.statIfExists(layout.volumePath(volume)) != nil else {
+        guard let directory = try fs.statIfExists(layout.volumePath(volume)) else {
             throw VolumeError(.objectNotFound, "volume \(volume) does not exist", errno: .ENOENT)
         }
         // A volume's layout is set when it is made and never changes.
-        let caps = overlapped { [self] in try volumeCaps(volume, readonly: readonly) }
+        let caps = overlapped { [self] in try volumeCaps(volume, readonly: readonly, inode: directory.inode) }
         let key = try withLock(layout.authMetadataPath(authID)) { authLock -> String in
             // Read under the auth lock: no other client edits the entity meanwhile.
             var entity = overlapped { [self] in try authGet(authID) }

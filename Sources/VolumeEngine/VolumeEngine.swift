@@ -17,6 +17,8 @@ public final class VolumeEngine: Sendable {
     let helpers = WorkerPool(maxThreads: 128)
     /// The last listing of the group directories (see `groupDirectories`).
     let groupListing = Mutex<GroupListing?>(nil)
+    /// Volume layouts by directory inode (see `volumeLayout`).
+    let layouts = Mutex<[UInt64: VolumeLayout]>([:])
 
     init(config: EngineConfiguration, cluster: RadosCluster, fs: CephFSMount, logger: Logger) {
         self.config = config
@@ -97,4 +99,10 @@ struct GroupListing: Sendable {
     }
     let stamp: Stamp
     let groups: [String]
+}
+
+/// Where a volume's data goes.
+struct VolumeLayout: Sendable, Equatable {
+    let pool: String
+    let namespace: String?
 }

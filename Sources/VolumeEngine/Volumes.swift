@@ -15,16 +15,22 @@ extension VolumeEngine {
     ) throws -> String {
         let path = layout.volumePath(volume)
         // A repeat call on an existing volume needs no scan of the other groups.
+        // `made`: this call made the directory, so its layout is exactly what is set below.
+        var made = false
         if try fs.statIfExists(path) == nil {
             let groups = try groupDirectories()
             try refuseVolumeIDInOtherGroup(volume, groups: groups)
             // The listing just checked tells whether the group exists; if it
             // went away since, the mkdir fails with ENOENT and mkdirs makes it.
             if !groups.contains(volume.groupID ?? Layout.noGroup) { try mkdirs(parentPath(path), mode: mode) }
-            let made = try ignoring(.ENOENT) { () throws(CephError) in
+            let outcome: Void?? = try ignoring(.ENOENT) { () throws(CephError) in
                 try ignoring(.EEXIST) { () throws(CephError) in try fs.mkdir(path, mode: mode) }
             }
-            if made == nil { try mkdirs(path, mode: mode) }
+            switch outcome {
+            case .some(.some): made = true
+            case .some(.none): break  // made by someone else meanwhile
+            case .none: try mkdirs(path, mode: mode)
+            }
         }
         CrashPoint.createVolumeDirectoryMade.reach()
         // The quota, the layout and the metadata file are independent: make them at once.
@@ -35,21 +41,46 @@ extension VolumeEngine {
         let metadata = overlapped { [fs] in
             try fs.open(metadataPath, flags: O_CREAT | O_WRONLY, mode: MetadataStore.fileMode).close()
         }
+        var pool: String?
         if dataIsolated {
-            let pool = layout.poolName(volume)
-            try ensureDataPool(pool)
-            try setLayoutPool(path, pool)
+            pool = layout.poolName(volume)
+            try ensureDataPool(layout.poolName(volume))
+            try setLayoutPool(path, layout.poolName(volume))
+        } else if made {
+            pool = try inheritedPool(path)
         }
         if namespaceIsolated {
             try fs.setxattr(path, "ceph.dir.layout.pool_namespace", layout.namespace(volume))
         } else if !dataIsolated {
             // Pin the pool, or the volume would follow later changes of its ancestors' layout.
-            try setLayoutPool(path, try ancestorXattr(path, "ceph.dir.layout.pool"))
+            let current = try pool ?? ancestorXattr(path, "ceph.dir.layout.pool")
+            try setLayoutPool(path, current)
+            pool = current
+        }
+        // What authorize will grant, without asking the MDS again; a volume
+        // that existed may have had other settings, so it is read afresh.
+        let inode = try fs.stat(path).inode
+        if made, let pool {
+            remember(VolumeLayout(pool: pool, namespace: namespaceIsolated ? layout.namespace(volume) : nil), inode: inode)
+        } else {
+            layouts.withLock { _ = $0.removeValue(forKey: inode) }
         }
         try quota?.wait()
         try metadata.wait()
         CrashPoint.createVolumeLayoutSet.reach()
         return path
+    }
+
+    /// The data pool a new directory at `path` inherits: its parent's, kept
+    /// per parent inode in the same cache as volumes (a group's layout is not
+    /// changed under its volumes).
+    func inheritedPool(_ path: String) throws -> String {
+        let parent = parentPath(path)
+        let inode = try fs.stat(parent).inode
+        if let known = layouts.withLock({ $0[inode] }) { return known.pool }
+        let pool = try ancestorXattr(parent, "ceph.dir.layout.pool")
+        remember(VolumeLayout(pool: pool, namespace: nil), inode: inode)
+        return pool
     }
 
     /// A volume_id names the RADOS namespace, the pool and the trash entry, so it
