@@ -14,6 +14,9 @@ public struct ClusterOptions: Sendable {
     public var mountTimeout: Int
     /// Further configuration, applied after the conf file.
     public var extraConfig: [(String, String)]
+    /// Settings applied only where the conf file left the library's default
+    /// (the first value) in place: `(option, libraryDefault, value)`.
+    public var defaultConfig: [(String, String, String)] = []
 
     public init(
         confPath: String?, id: String, clusterName: String = "ceph",
@@ -56,6 +59,13 @@ public final class RadosCluster: @unchecked Sendable {
                 ("client_mount_timeout", String(options.mountTimeout)),
             ] + options.extraConfig
             for (key, value) in settings {
+                try check(rados_conf_set(h, key, value), "conf_set", key)
+            }
+            for (key, libraryDefault, value) in options.defaultConfig {
+                var buf = [CChar](repeating: 0, count: 256)
+                guard rados_conf_get(h, key, &buf, buf.count) == 0,
+                    String(decoding: buf.prefix(while: { $0 != 0 }).map(UInt8.init(bitPattern:)), as: UTF8.self) == libraryDefault
+                else { continue }
                 try check(rados_conf_set(h, key, value), "conf_set", key)
             }
             try check(rados_connect(h), "connect to cluster", options.clusterName)

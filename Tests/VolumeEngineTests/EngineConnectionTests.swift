@@ -1,0 +1,24 @@
+import Ceph
+import Logging
+import Testing
+import TestSupport
+
+@testable import VolumeEngine
+
+@Suite("Engine connection", .enabled(if: TestCluster.isAvailable, "needs the dev cluster"))
+struct EngineConnectionTests {
+    /// The client libraries' in-memory debug ring is off unless ceph.conf
+    /// sets a level (the dev cluster's conf does not).
+    @Test func clientDebugLoggingIsQuietByDefault() throws {
+        let env = try #require(TestCluster.environment)
+        let engine = try VolumeEngine.connect(
+            EngineConfiguration(cluster: TestCluster.options(), fsName: env.fsName, instanceName: TestCluster.uniqueName("ec")),
+            logger: Logger(label: "test"), evictStaleSessions: false)
+        defer { engine.shutdown() }
+        for (option, _, quiet) in VolumeEngine.quietClientLogging {
+            #expect(try engine.cluster.confGet(option) == quiet, "\(option)")
+        }
+        // The mount shares the handle's configuration.
+        #expect(try engine.fs.confGet("debug_client") == "0/0")
+    }
+}
