@@ -69,18 +69,8 @@ public enum CallCounter {
     /// Times `body` under `name` when tracing, without counting it.
     @inline(__always)
     static func traced<T, E: Error>(_ name: @autoclosure () -> String, _ body: () throws(E) -> T) throws(E) -> T {
-        guard let p = pthread_getspecific(key), Unmanaged<Box>.fromOpaque(p).takeUnretainedValue().tracing else {
-            return try body()
-        }
-        var start = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &start)
-        defer {
-            var end = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &end)
-            let us = Double(end.tv_sec - start.tv_sec) * 1e6 + Double(end.tv_nsec - start.tv_nsec) / 1e3
-            Unmanaged<Box>.fromOpaque(p).takeUnretainedValue().counts.trace.append((name(), us))
-        }
-        return try body()
+        guard let p = pthread_getspecific(key) else { return try body() }
+        return try record(Unmanaged<Box>.fromOpaque(p).takeUnretainedValue(), name(), body)
     }
 
     /// Counts one call and, when tracing, times `body` under `name`.
@@ -91,6 +81,11 @@ public enum CallCounter {
         guard let p = pthread_getspecific(key) else { return try body() }
         let box = Unmanaged<Box>.fromOpaque(p).takeUnretainedValue()
         box.counts[keyPath: field] += 1
+        return try record(box, name(), body)
+    }
+
+    /// Runs `body`, adding its duration to the trace when the box traces.
+    private static func record<T, E: Error>(_ box: Box, _ name: @autoclosure () -> String, _ body: () throws(E) -> T) throws(E) -> T {
         guard box.tracing else { return try body() }
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)

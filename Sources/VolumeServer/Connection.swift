@@ -98,7 +98,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
         loop.execute { [self] in
             state = .running
             loop.register(self)
-            write(RPCDispatcher.encode(RPCResponse(id: .null, error: error).json))
+            write(RPCDispatcher.encode(RPCResponse(id: .null, error: error)))
             beginClosing()
         }
     }
@@ -199,7 +199,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
                 startPendingLines(ignoringLimit: true)
                 logger.notice("connection \(id): line longer than \(limits.maxLineLength) bytes, closing")
                 write(RPCDispatcher.encode(RPCResponse(
-                    id: .null, error: RPCError(code: .limitExceeded, message: "line exceeds \(limits.maxLineLength) bytes")).json))
+                    id: .null, error: RPCError(code: .limitExceeded, message: "line exceeds \(limits.maxLineLength) bytes"))))
                 beginClosing()
                 return
             }

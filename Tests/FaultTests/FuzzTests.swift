@@ -19,11 +19,12 @@ extension FaultTests {
     /// it was for every call it rejects.
     @Suite("Fuzzing", .serialized, .enabled(if: TestCluster.isAvailable, "needs the dev cluster"))
     struct FuzzTests {
-        static let fuzzSeconds: TimeInterval = 15
-        /// The bound on RSS growth over the fuzzing.
-        // A regression guard, not a target: 33k fuzz cases grow RSS by about 80 MiB
-        // today and whether that plateaus is not yet known (see the issue notes).
-        static let rssGrowthLimitKiB = 128 * 1024
+        /// 15 s unless FAULT_FUZZ_SECONDS says otherwise (for long soak runs).
+        static let fuzzSeconds: TimeInterval = ProcessInfo.processInfo.environment["FAULT_FUZZ_SECONDS"].flatMap(TimeInterval.init) ?? 15
+        /// The stated bound on RSS growth over the fuzzing. Connections live on
+        /// epoll loops with no per-connection queues or timers, and 14k cases
+        /// grow RSS by about 4 MiB (malloc arenas warming up), not per case.
+        static let rssGrowthLimitKiB = 16 * 1024
 
         /// A fresh connection: sends `bytes`, half-closes unless `abrupt`, and
         /// reads every reply until the daemon closes. Each reply line must be
@@ -198,6 +199,7 @@ extension FaultTests {
             var failures: [String] = []
             let deadline = Date().addingTimeInterval(Self.fuzzSeconds)
             var iteration = 0
+            var lastCase = ""
             while Date() < deadline {
                 iteration += 1
                 let kind = Int.random(in: 0..<11, using: &rng)
@@ -288,6 +290,7 @@ extension FaultTests {
                     }
                 }
                 counts[name, default: 0] += 1
+                lastCase = "\(name): \(String(decoding: bytes.prefix(120), as: UTF8.self).debugDescription)"
                 do {
                     replies += try Self.exchange(daemon.socketPath, bytes, abrupt: abrupt)
                 } catch {
@@ -299,7 +302,11 @@ extension FaultTests {
                 }
                 if !daemon.isRunning { break }
             }
-            #expect(daemon.isRunning, "daemon died during fuzzing: \(daemon.exit.map { "\($0)" } ?? "")\n\(daemon.logTail())")
+            if !daemon.isRunning {
+                let kept = daemon.preserveLog("fuzz-crash-seed-\(seed)")
+                Issue.record("daemon died during fuzzing (\(daemon.exit.map { "\($0)" } ?? "?")) at case #\(iteration) (\(lastCase)); full log kept at \(kept)\n\(daemon.crashReport() ?? daemon.logTail())")
+                return
+            }
             let refusedHint = failures.contains { $0.contains("send failed: 32") } ? " (EPIPE on send: the daemon refused new connections — see peerCloseReleasesConnection)" : ""
             #expect(failures.count == 0, "\(failures.count) fuzz failures\(refusedHint); first ones:\n\(failures.prefix(8).joined(separator: "\n"))")
 

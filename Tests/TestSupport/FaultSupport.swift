@@ -174,6 +174,25 @@ public final class VolumedProcess: @unchecked Sendable {
 
     public func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
+    /// The Swift runtime's report of a crash in the log (the crashed thread's
+    /// frames), or nil.
+    public func crashReport(maxLines: Int = 60) -> String? {
+        let lines = log().split(separator: "\n", omittingEmptySubsequences: false)
+        guard let start = lines.firstIndex(where: { $0.contains("*** Signal") || $0.contains("Fatal error") || $0.contains(" crashed:") }) else { return nil }
+        return lines[start...].prefix(maxLines).joined(separator: "\n")
+    }
+
+    /// Copies the log somewhere that outlives the test; returns the path.
+    @discardableResult
+    public func preserveLog(_ name: String) -> String {
+        let dir = NSTemporaryDirectory() + "volumed-fault-logs"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/" + name + ".log"
+        try? FileManager.default.removeItem(atPath: path)
+        try? FileManager.default.copyItem(atPath: logPath, toPath: path)
+        return path
+    }
+
     public func logTail(_ lines: Int = 30) -> String {
         log().split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }

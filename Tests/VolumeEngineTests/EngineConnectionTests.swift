@@ -10,10 +10,7 @@ struct EngineConnectionTests {
     /// The client libraries' in-memory debug ring is off unless ceph.conf
     /// sets a level (the dev cluster's conf does not).
     @Test func clientDebugLoggingIsQuietByDefault() throws {
-        let env = try #require(TestCluster.environment)
-        let engine = try VolumeEngine.connect(
-            EngineConfiguration(cluster: TestCluster.options(), fsName: env.fsName, instanceName: TestCluster.uniqueName("ec")),
-            logger: Logger(label: "test"), evictStaleSessions: false)
+        let engine = try connectTestEngine("ec")
         defer { engine.shutdown() }
         for (option, _, quiet) in VolumeEngine.quietClientLogging {
             #expect(try engine.cluster.confGet(option) == quiet, "\(option)")

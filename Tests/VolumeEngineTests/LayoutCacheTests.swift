@@ -12,10 +12,7 @@ final class LayoutCacheTests {
     let engine: VolumeEngine
 
     init() throws {
-        let env = try #require(TestCluster.environment)
-        engine = try VolumeEngine.connect(
-            EngineConfiguration(cluster: TestCluster.options(), fsName: env.fsName, instanceName: TestCluster.uniqueName("lc")),
-            logger: Logger(label: "test"), evictStaleSessions: false)
+        engine = try connectTestEngine("lc")
     }
 
     deinit { engine.shutdown() }
