@@ -14,22 +14,48 @@ extension VolumeEngine {
         mode: UInt32 = 0o755
     ) throws -> String {
         let path = layout.volumePath(volume)
-        // A repeat call on an existing volume needs no scan of the other groups.
+        // No lookup first: mkdir answers whether the volume exists (EEXIST, a
+        // repeat call) as fast as a lookup of the missing name would. The
+        // volume_id names the RADOS namespace, the pool and the trash entry,
+        // so it must be free in every other group; those lookups run
+        // alongside, and a new directory is taken back if one is found.
         // `made`: this call made the directory, so its layout is exactly what is set below.
         var made = false
-        if try fs.statIfExists(path) == nil {
-            let groups = try groupDirectories()
-            try refuseVolumeIDInOtherGroup(volume, groups: groups)
-            // The listing just checked tells whether the group exists; if it
-            // went away since, the mkdir fails with ENOENT and mkdirs makes it.
-            if !groups.contains(volume.groupID ?? Layout.noGroup) { try mkdirs(parentPath(path), mode: mode) }
-            let outcome: Void?? = try ignoring(.ENOENT) { () throws(CephError) in
-                try ignoring(.EEXIST) { () throws(CephError) in try fs.mkdir(path, mode: mode) }
+        let groups = try groupDirectories()
+        let lookups = otherGroupPaths(volume, groups: groups).map { other in
+            (other.name, overlapped { [fs] in try fs.statIfExists(other.path) != nil })
+        }
+        func refuseIfTaken() throws {
+            for (name, taken) in lookups where try taken.wait() {
+                throw VolumeError(.volumeClientError, "volume_id \(volume.volumeID) is already used in \(name)", errno: .EEXIST)
             }
-            switch outcome {
-            case .some(.some): made = true
-            case .some(.none): break  // made by someone else meanwhile
-            case .none: try mkdirs(path, mode: mode)
+        }
+        // The cached listing tells whether the group exists. A new group is
+        // made only once the name is known to be free, so a refused call
+        // leaves nothing behind; if the group went away since the listing,
+        // the mkdir fails with ENOENT and mkdirs makes it.
+        let newGroup = !groups.contains(volume.groupID ?? Layout.noGroup)
+        if newGroup {
+            try refuseIfTaken()
+            try mkdirs(parentPath(path), mode: mode)
+        }
+        let outcome: Void?? = try ignoring(.ENOENT) { () throws(CephError) in
+            try ignoring(.EEXIST) { () throws(CephError) in try fs.mkdir(path, mode: mode) }
+        }
+        switch outcome {
+        case .some(.some): made = true
+        case .some(.none): break  // an existing volume: nothing to check
+        case .none:
+            try refuseIfTaken()
+            try mkdirs(path, mode: mode)
+            made = true
+        }
+        if made && !newGroup {
+            do {
+                try refuseIfTaken()
+            } catch {
+                try fs.rmdir(path)
+                throw error
             }
         }
         CrashPoint.createVolumeDirectoryMade.reach()
@@ -81,18 +107,6 @@ extension VolumeEngine {
         let pool = try ancestorXattr(parent, "ceph.dir.layout.pool")
         remember(VolumeLayout(pool: pool, namespace: nil), inode: inode)
         return pool
-    }
-
-    /// A volume_id names the RADOS namespace, the pool and the trash entry, so it
-    /// must be unique across groups. Each lookup of a missing name is an MDS
-    /// round trip; with several groups they run at once.
-    func refuseVolumeIDInOtherGroup(_ volume: VolumePath, groups: [String]) throws {
-        let lookups = otherGroupPaths(volume, groups: groups).map { other in
-            (other.name, overlapped { [fs] in try fs.statIfExists(other.path) != nil })
-        }
-        for (name, taken) in lookups where try taken.wait() {
-            throw VolumeError(.volumeClientError, "volume_id \(volume.volumeID) is already used in \(name)", errno: .EEXIST)
-        }
     }
 
     /// Where `volume`'s name would be in each other group (and in no group),

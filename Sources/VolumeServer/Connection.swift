@@ -30,6 +30,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
 
     let id: UInt64
     let fd: Int32
+    var token: UInt64 { id }
     let peer: PeerCredentials?
     private let limits: ServerLimits
     private let dispatcher: RPCDispatcher
@@ -135,10 +136,10 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
                 closeIfDone()
             }
         case .closing:
-            if hangUp {
-                finalClose()  // the peer is gone: nothing more can reach it
-            } else if events & (vd_epollin | vd_epollrdhup) != 0 {
-                discardInput()
+            if hangUp && lingerDeadline == nil {
+                finalClose()  // still writing, and the peer is gone: nothing more can reach it
+            } else if hangUp || events & (vd_epollin | vd_epollrdhup) != 0 {
+                discardInput()  // reads what is left, then closes at the end of the stream
             }
         case .created, .closed:
             break
@@ -284,7 +285,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
         }
         if watchingWrites { events |= vd_epollout }
         guard events != (epollEvents ?? 0) else { return }
-        loop.watch(fd, events: events, was: epollEvents)
+        loop.watch(self, events: events, was: epollEvents)
         epollEvents = events == 0 ? nil : events
     }
 
@@ -393,7 +394,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
 
     private func finalClose() {
         guard state != .closed else { return }
-        if epollEvents != nil { loop.watch(fd, events: 0, was: epollEvents) }
+        if epollEvents != nil { loop.watch(self, events: 0, was: epollEvents) }
         epollEvents = nil
         if state != .created { loop.deregister(self) }
         state = .closed

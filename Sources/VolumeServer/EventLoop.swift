@@ -30,11 +30,15 @@ final class EventLoop: @unchecked Sendable {  // loop-thread state is confined; 
         var ended = false
     }
     private let tasks = Mutex(Tasks())
-    private var handlers: [Int32: any EventHandler] = [:]
+    /// By token, never by descriptor: an event still queued for a closed
+    /// socket must not reach a new one that reuses its number.
+    private var handlers: [UInt64: any EventHandler] = [:]
     private var thread: pthread_t?
     private var stopped = false
     /// How often `tick` runs on every handler (timeouts), in seconds.
     let tickInterval: Double
+    private static let wakeToken: UInt64 = 0
+
     /// Scratch space for reads, used only on the loop thread.
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     /// See `armBusyPoll`.
@@ -51,7 +55,7 @@ final class EventLoop: @unchecked Sendable {  // loop-thread state is confined; 
             Glibc.close(epfd)
             throw error
         }
-        var ev = epoll_event(events: vd_epollin, data: epoll_data_t(fd: wakeFD))
+        var ev = epoll_event(events: vd_epollin, data: epoll_data_t(u64: Self.wakeToken))
         _ = epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &ev)
         let started = DispatchSemaphore(value: 0)
         let t = Thread { [self] in
@@ -105,26 +109,26 @@ final class EventLoop: @unchecked Sendable {  // loop-thread state is confined; 
     /// Delivers the handler's events and ticks; `watch` says which events.
     func register(_ handler: any EventHandler) {
         precondition(inLoop)
-        handlers[handler.fd] = handler
+        handlers[handler.token] = handler
     }
 
     /// Sets the events epoll reports for `fd`; `was` is what it reported
     /// before (nil: not in the set). No events at all takes the descriptor
     /// out of the set, since epoll reports a hang-up even to an empty mask.
-    func watch(_ fd: Int32, events: UInt32, was: UInt32?) {
+    func watch(_ handler: any EventHandler, events: UInt32, was: UInt32?) {
         precondition(inLoop)
-        var ev = epoll_event(events: events, data: epoll_data_t(fd: fd))
+        var ev = epoll_event(events: events, data: epoll_data_t(u64: handler.token))
         if events == 0 {
-            if was != nil { _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil) }
+            if was != nil { _ = epoll_ctl(epfd, EPOLL_CTL_DEL, handler.fd, nil) }
         } else {
-            _ = epoll_ctl(epfd, was == nil ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev)
+            _ = epoll_ctl(epfd, was == nil ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, handler.fd, &ev)
         }
     }
 
     /// Forgets the handler; its descriptor must be out of the epoll set or closed.
     func deregister(_ handler: any EventHandler) {
         precondition(inLoop)
-        handlers[handler.fd] = nil
+        handlers[handler.token] = nil
     }
 
     private func run() {
@@ -138,10 +142,10 @@ final class EventLoop: @unchecked Sendable {  // loop-thread state is confined; 
             if n < 0 && errno != EINTR { fatalError("epoll_wait: \(String(cString: strerror(errno)))") }
             if n == 0 && polling { continue }
             for i in 0..<max(Int(n), 0) {
-                let fd = events[i].data.fd
-                if fd == wakeFD {
+                let token = events[i].data.u64
+                if token == Self.wakeToken {
                     runTasks()
-                } else if let h = handlers[fd] {
+                } else if let h = handlers[token] {
                     h.handle(events: events[i].events)
                 }
             }
@@ -179,6 +183,8 @@ final class EventLoop: @unchecked Sendable {  // loop-thread state is confined; 
 /// A descriptor an `EventLoop` watches.
 protocol EventHandler: AnyObject {
     var fd: Int32 { get }
+    /// Unique for the life of the loop, and never 0.
+    var token: UInt64 { get }
     /// Called on the loop thread with the epoll events that fired.
     func handle(events: UInt32)
     /// Called on the loop thread every `tickInterval`.

@@ -92,12 +92,13 @@ enum UnixSocket {
         }
         let fd = try makeStreamSocket()
         do throws(SocketError) {
-            // Bind under a restrictive umask so the socket is never briefly world-accessible.
-            let old = umask(0o177)
+            // The socket file takes the socket's own mode (less the umask) at
+            // bind, so it is never briefly world-accessible. Not a umask
+            // change: that is process-wide, and would race with every other
+            // thread creating files (tests run many servers at once).
+            try syscall("fchmod", path) { fchmod(fd, 0o600) }
             let r = try withAddress(path) { a, l in bind(fd, a, l) }
-            let bindErrno = errno
-            umask(old)
-            if r < 0 { throw SocketError(operation: "bind", path: path, errno: bindErrno) }
+            if r < 0 { throw SocketError(operation: "bind", path: path, errno: errno) }
             if let group { try syscall("chown", path) { chown(path, uid_t.max, group) } }
             try syscall("chmod", path) { chmod(path, mode) }
             try syscall("listen", path) { Glibc.listen(fd, backlog) }

@@ -138,7 +138,7 @@ struct ServerLimitTests {
             """
         let r = try runProcess("/usr/bin/setpriv", ["--reuid=65533", "--regid=65533", "--clear-groups", "/usr/bin/python3", "-c", script])
         let lines = r.stdout.split(separator: "\n")
-        #expect(lines.count == 1, "\(r.stdout) \(r.stderr)")
+        #expect(lines.count == 1, "stdout: \(r.stdout) stderr: \(r.stderr)")
         let reply = try JSONValue.parse(String(lines.first ?? ""))
         #expect(reply["error"]?["code"] == .int(RPCErrorCode.accessDenied.rawValue))
         // The socket's group is admitted.
