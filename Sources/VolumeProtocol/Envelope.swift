@@ -22,8 +22,21 @@ public struct RPCRequest: Sendable, Equatable {
         guard case .object(let o) = value else {
             return .failure(.init(id: .null, error: RPCError(code: .invalidRequest, message: "request must be an object")))
         }
+        // One pass over the members instead of a hashed lookup per field.
+        var id: JSONValue?
+        var version: JSONValue?
+        var methodValue: JSONValue?
+        var params: JSONValue?
+        for (key, value) in o {
+            switch key {
+            case "id": id = value
+            case "jsonrpc": version = value
+            case "method": methodValue = value
+            case "params": params = value
+            default: break
+            }
+        }
         // A usable id is echoed even when something else is wrong.
-        let id = o["id"]
         var replyID: JSONValue = .null
         if let id {
             switch id {
@@ -32,13 +45,12 @@ public struct RPCRequest: Sendable, Equatable {
                 return .failure(.init(id: .null, error: RPCError(code: .invalidRequest, message: "id must be a string, a number or null")))
             }
         }
-        guard o["jsonrpc"] == .string("2.0") else {
+        guard version == .string("2.0") else {
             return .failure(.init(id: replyID, error: RPCError(code: .invalidRequest, message: "jsonrpc must be exactly \"2.0\"")))
         }
-        guard case .string(let method)? = o["method"] else {
+        guard case .string(let method)? = methodValue else {
             return .failure(.init(id: replyID, error: RPCError(code: .invalidRequest, message: "method must be a string")))
         }
-        let params = o["params"]
         switch params {
         case nil, .object?, .array?: break
         default:
