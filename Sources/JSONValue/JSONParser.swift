@@ -101,6 +101,7 @@ struct JSONParser {
         defer { depth -= 1 }
         index += 1
         var members: [String: JSONValue] = [:]
+        members.reserveCapacity(8)  // one allocation for the usual small object, no regrowth
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
