@@ -148,7 +148,10 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
 
     func tick() {
         let now = DispatchTime.now()
-        if let since = output.withLock({ $0.blockedSince }), now.uptimeNanoseconds - since.uptimeNanoseconds > UInt64(limits.slowWriterTimeout * 1e9) {
+        // A worker may have set `blockedSince` after `now` was read: compare, never subtract blindly.
+        if let since = output.withLock({ $0.blockedSince }), now > since,
+            now.uptimeNanoseconds - since.uptimeNanoseconds > UInt64(limits.slowWriterTimeout * 1e9)
+        {
             logger.notice("connection \(id): peer does not read its replies, closing")
             finalClose()
             return
