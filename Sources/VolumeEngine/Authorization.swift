@@ -174,8 +174,11 @@ extension VolumeEngine {
         guard let directory = try fs.statIfExists(layout.volumePath(volume)) else {
             throw VolumeError(.objectNotFound, "volume \(volume) does not exist", errno: .ENOENT)
         }
-        // A volume's layout is set when it is made and never changes.
-        let caps = overlapped { [self] in try volumeCaps(volume, readonly: readonly, inode: directory.inode) }
+        // A volume's layout is set when it is made and never changes; known
+        // layouts need no helper thread.
+        let caps = layouts.withLock({ $0[directory.inode] }) != nil
+            ? Overlapped(value: try volumeCaps(volume, readonly: readonly, inode: directory.inode))
+            : overlapped { [self] in try volumeCaps(volume, readonly: readonly, inode: directory.inode) }
         let key = try withLock(layout.authMetadataPath(authID)) { authLock -> String in
             // Read under the auth lock: no other client edits the entity meanwhile.
             var entity = overlapped { [self] in try authGet(authID) }

@@ -36,13 +36,13 @@ final class MetadataLock: @unchecked Sendable {
         file.close()
     }
 
-    /// Unlocks on a helper thread, so the caller's reply does not wait for
-    /// the MDS round trip. Safe because every later locker, here or in
+    /// Unlocks on a helper thread when one is idle, so the caller's reply
+    /// does not wait for the MDS round trip. Safe because every later locker, here or in
     /// another process, asks the MDS for the lock and waits until this
     /// unlock arrives; the caller must not touch the lock afterwards.
     func releaseInBackground(on pool: WorkerPool) {
         guard !released else { return }
-        pool.submit { [self] in release() }
+        if !pool.submitIfIdle({ [self] in release() }) { release() }
     }
 }
 

@@ -7,7 +7,9 @@ import Dispatch
 ///
 /// Only calls that touch no lock the caller holds are overlapped: mon reads
 /// and layout xattrs. A started call always runs to its end, even when
-/// nobody waits for it.
+/// nobody waits for it. When no helper thread is idle (the daemon is busy),
+/// the call runs at once on the caller's thread instead: the order is then
+/// simply sequential, and no wake-up is spent on a hand-off.
 final class Overlapped<T: Sendable>: @unchecked Sendable {  // `outcome` is written once, before `done` is signalled
     private let done = DispatchSemaphore(value: 0)
     private var outcome: Result<T, any Error>?
@@ -15,12 +17,22 @@ final class Overlapped<T: Sendable>: @unchecked Sendable {  // `outcome` is writ
 
     init(on pool: WorkerPool, _ body: @escaping @Sendable () throws -> T) {
         let tracing = CallCounter.isTracing
-        pool.submit { [self] in
+        let handedOff = pool.submitIfIdle { [self] in
             let (result, calls) = CallCounter.measure(trace: tracing) { Result { try body() } }
             outcome = result
             counts = calls
             done.signal()
         }
+        if !handedOff {
+            outcome = Result { try body() }  // counted on this thread already
+            done.signal()
+        }
+    }
+
+    /// A result already at hand.
+    init(value: T) {
+        outcome = .success(value)
+        done.signal()
     }
 
     func wait() throws -> T {

@@ -17,15 +17,16 @@ extension VolumeEngine {
         // No lookup first: mkdir answers whether the volume exists (EEXIST, a
         // repeat call) as fast as a lookup of the missing name would. The
         // volume_id names the RADOS namespace, the pool and the trash entry,
-        // so it must be free in every other group; those lookups run
-        // alongside, and a new directory is taken back if one is found.
+        // so it must be free in every other group: those names are looked up
+        // (at once, when helper threads are idle) once the volume is new, and
+        // a directory just made is taken back if one is found.
         // `made`: this call made the directory, so its layout is exactly what is set below.
         var made = false
         let groups = try groupDirectories()
-        let lookups = otherGroupPaths(volume, groups: groups).map { other in
-            (other.name, overlapped { [fs] in try fs.statIfExists(other.path) != nil })
-        }
         func refuseIfTaken() throws {
+            let lookups = otherGroupPaths(volume, groups: groups).map { other in
+                (other.name, overlapped { [fs] in try fs.statIfExists(other.path) != nil })
+            }
             for (name, taken) in lookups where try taken.wait() {
                 throw VolumeError(.volumeClientError, "volume_id \(volume.volumeID) is already used in \(name)", errno: .EEXIST)
             }
@@ -34,9 +35,10 @@ extension VolumeEngine {
         // made only once the name is known to be free, so a refused call
         // leaves nothing behind; if the group went away since the listing,
         // the mkdir fails with ENOENT and mkdirs makes it.
-        let newGroup = !groups.contains(volume.groupID ?? Layout.noGroup)
-        if newGroup {
+        var checked = false
+        if !groups.contains(volume.groupID ?? Layout.noGroup) {
             try refuseIfTaken()
+            checked = true
             try mkdirs(parentPath(path), mode: mode)
         }
         let outcome: Void?? = try ignoring(.ENOENT) { () throws(CephError) in
@@ -46,11 +48,13 @@ extension VolumeEngine {
         case .some(.some): made = true
         case .some(.none): break  // an existing volume: nothing to check
         case .none:
+            // The group went away meanwhile: check, then make it again.
             try refuseIfTaken()
             try mkdirs(path, mode: mode)
             made = true
+            checked = true
         }
-        if made && !newGroup {
+        if made && !checked {
             do {
                 try refuseIfTaken()
             } catch {

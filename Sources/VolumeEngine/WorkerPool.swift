@@ -19,6 +19,28 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
         self.maxThreads = maxThreads
     }
 
+    /// Hands `job` to a thread only when one is idle, or while fewer than
+    /// `spare` threads exist; otherwise returns false and the caller runs it
+    /// itself. For work that is worth a thread hand-off only when there is
+    /// spare capacity: under load, hand-offs cost wake-ups and gain nothing.
+    public func submitIfIdle(spare: Int = 4, _ job: @escaping @Sendable () -> Void) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let waiting = jobs.count - head
+        if idle > waiting {
+            jobs.append(job)
+            condition.signal()
+            return true
+        }
+        guard threads < min(spare, maxThreads) else { return false }
+        jobs.append(job)
+        threads += 1
+        let t = Thread { [self] in work() }
+        t.name = "volumed-worker"
+        t.start()
+        return true
+    }
+
     public func submit(_ job: @escaping @Sendable () -> Void) {
         condition.lock()
         jobs.append(job)
