@@ -168,18 +168,23 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
     /// every connection; gives up waiting after the drain timeout.
     /// Safe to call more than once: only the first call closes anything.
     public func shutdown() {
+        let first = state.withLock { s in
+            defer { s.shutDown = true }
+            return !s.shutDown
+        }
+        // Closing the listening descriptor twice would close whatever reused its number.
+        guard first else { return }
+        acceptSource.cancel()
+        acceptQueue.sync {}
+        // Peers still in the listen backlog connected before the shutdown:
+        // closing the socket would reset them, so they are served too.
+        acceptPending()
         let done = DispatchSemaphore(value: 0)
-        let connections: [Connection]? = state.withLock { s in
-            if s.shutDown { return nil }
-            s.shutDown = true
+        let connections: [Connection] = state.withLock { s in
             s.accepting = false
             s.drained = { done.signal() }
             return Array(s.connections.values)
         }
-        // Closing the listening descriptor twice would close whatever reused its number.
-        guard let connections else { return }
-        acceptSource.cancel()
-        acceptQueue.sync {}
         Glibc.close(listenFD)
         if !socketActivated { unlink(config.socketPath) }
         defer { loops.stop() }

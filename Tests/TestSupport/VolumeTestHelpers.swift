@@ -335,8 +335,14 @@ public final class ClusterAdmin: @unchecked Sendable {
         try fs.chmod(path, mode: mode)
     }
 
+    /// A layout xattr names a pool only once this client's OSD map knows it
+    /// (a pool another client just made shows as its number), so the map is
+    /// brought up to date first.
     public func xattr(_ path: String, _ name: String) -> String? {
-        try? fs.getxattrString(path, name)
+        if name.hasPrefix("ceph.dir.layout") || name.hasPrefix("ceph.file.layout") {
+            try? cluster.waitForLatestOSDMap()
+        }
+        return try? fs.getxattrString(path, name)
     }
 
     public func names(_ dir: String) -> Set<String> {
