@@ -37,9 +37,10 @@ final class MetadataLock: @unchecked Sendable {
     }
 
     /// Unlocks on a helper thread when one is idle, so the caller's reply
-    /// does not wait for the MDS round trip. Safe because every later locker, here or in
-    /// another process, asks the MDS for the lock and waits until this
-    /// unlock arrives; the caller must not touch the lock afterwards.
+    /// does not wait for the MDS round trip. Safe because every later
+    /// locker, here or in another process, asks the MDS for the lock and
+    /// waits until this unlock arrives; the caller must not touch the lock
+    /// afterwards.
     func releaseInBackground(on pool: WorkerPool) {
         guard !released else { return }
         if !pool.submitIfIdle({ [self] in release() }) { release() }

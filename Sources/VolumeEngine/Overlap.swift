@@ -5,9 +5,10 @@ import Dispatch
 /// independent round trips overlap instead of adding up. `wait()` returns its
 /// result (or throws its error) and adds its call counts to the caller's.
 ///
-/// Only calls that touch no lock the caller holds are overlapped: mon reads
-/// and layout xattrs. A started call always runs to its end, even when
-/// nobody waits for it. When no helper thread is idle (the daemon is busy),
+/// Only calls independent of what the caller does meanwhile are overlapped:
+/// mon reads, layout xattrs, the sync of a file the caller no longer
+/// writes, lookups of other names. A started call always runs to its end,
+/// even when nobody waits for it. When no helper thread is idle (the daemon is busy),
 /// the call runs at once on the caller's thread instead: the order is then
 /// simply sequential, and no wake-up is spent on a hand-off.
 final class Overlapped<T: Sendable>: @unchecked Sendable {  // `outcome` is written once, before `done` is signalled

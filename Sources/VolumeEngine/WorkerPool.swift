@@ -34,10 +34,7 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
         }
         guard threads < min(spare, maxThreads) else { return false }
         jobs.append(job)
-        threads += 1
-        let t = Thread { [self] in work() }
-        t.name = "volumed-worker"
-        t.start()
+        spawn()
         return true
     }
 
@@ -45,14 +42,19 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
         condition.lock()
         jobs.append(job)
         if idle == 0 && threads < maxThreads {
-            threads += 1
-            let t = Thread { [self] in work() }
-            t.name = "volumed-worker"
-            t.start()
+            spawn()
         } else {
             condition.signal()
         }
         condition.unlock()
+    }
+
+    /// Starts one more thread; called with `condition` locked.
+    private func spawn() {
+        threads += 1
+        let t = Thread { [self] in work() }
+        t.name = "volumed-worker"
+        t.start()
     }
 
     private func work() {
