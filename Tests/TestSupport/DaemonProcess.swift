@@ -62,44 +62,14 @@ public func runProcess(_ path: String, _ arguments: [String], timeout: TimeInter
         stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
 }
 
-/// A `cephfs-volumed` started against the dev cluster on a private socket.
-public final class DaemonProcess: @unchecked Sendable {
-    public let socketPath: String
-    public let logPath: String
-    public let process: Process
-    private let workDir: String
+/// A `cephfs-volumed` process the test started, with its socket and log file.
+public protocol LaunchedDaemon: AnyObject {
+    var socketPath: String { get }
+    var logPath: String { get }
+    var process: Process { get }
+}
 
-    /// The standard flags for the dev cluster. Each daemon gets its own
-    /// instance name unless `instance` is false: two daemons sharing one on a
-    /// host refuse to run, as they would evict each other's sessions.
-    public static func standardArguments(socket: String, instance: Bool = true) -> [String] {
-        let env = TestCluster.environment!
-        let base = ["--socket", socket, "--conf", env.confPath, "--id", env.serviceID, "--cluster", env.clusterName, "--fs-name", env.fsName]
-        return instance ? base + ["--instance", uniqueInstanceName()] : base
-    }
-
-    public static func uniqueInstanceName() -> String { "test-" + UUID().uuidString.prefix(8).lowercased() }
-
-    public init(extraArguments: [String] = [], environment: [String: String] = [:], waitReady: Bool = true) throws {
-        workDir = NSTemporaryDirectory() + "volumed-test-" + UUID().uuidString.prefix(8)
-        try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
-        socketPath = workDir + "/volumed.sock"
-        logPath = workDir + "/daemon.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: BuiltProducts.path("cephfs-volumed"))
-        process.arguments = Self.standardArguments(socket: socketPath, instance: !extraArguments.contains("--instance")) + extraArguments
-        var env = ProcessInfo.processInfo.environment
-        env.merge(environment) { _, new in new }
-        process.environment = env
-        let log = FileHandle(forWritingAtPath: logPath)!
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        if waitReady { try waitUntilReady() }
-    }
-
+extension LaunchedDaemon {
     /// Waits until the socket accepts a ping.
     public func waitUntilReady(timeout: TimeInterval = 60) throws {
         let deadline = Date().addingTimeInterval(timeout)
@@ -122,7 +92,7 @@ public final class DaemonProcess: @unchecked Sendable {
         (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
     }
 
-    /// Sends SIGTERM and waits for the exit status.
+    /// Sends `sig` (SIGTERM by default) and waits for the exit status.
     @discardableResult
     public func stop(signal sig: Int32 = SIGTERM, timeout: TimeInterval = 30) -> Int32 {
         if process.isRunning { kill(process.processIdentifier, sig) }
@@ -131,6 +101,56 @@ public final class DaemonProcess: @unchecked Sendable {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         return process.terminationStatus
+    }
+}
+
+/// Starts the built `cephfs-volumed` with `arguments`, its output appended
+/// to `logPath`, and `environment` on top of the test's own.
+func launchDaemon(_ arguments: [String], logPath: String, environment: [String: String] = [:]) throws -> Process {
+    FileManager.default.createFile(atPath: logPath, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: BuiltProducts.path("cephfs-volumed"))
+    process.arguments = arguments
+    if !environment.isEmpty {
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { _, new in new }
+        process.environment = env
+    }
+    let log = FileHandle(forWritingAtPath: logPath)!
+    process.standardOutput = log
+    process.standardError = log
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
+/// A `cephfs-volumed` started against the dev cluster on a private socket.
+public final class DaemonProcess: LaunchedDaemon, @unchecked Sendable {
+    public let socketPath: String
+    public let logPath: String
+    public let process: Process
+    private let workDir: String
+
+    /// The standard flags for the dev cluster. Each daemon gets its own
+    /// instance name unless `instance` is false: two daemons sharing one on a
+    /// host refuse to run, as they would evict each other's sessions.
+    public static func standardArguments(socket: String, instance: Bool = true) -> [String] {
+        let env = TestCluster.environment!
+        let base = ["--socket", socket, "--conf", env.confPath, "--id", env.serviceID, "--cluster", env.clusterName, "--fs-name", env.fsName]
+        return instance ? base + ["--instance", uniqueInstanceName()] : base
+    }
+
+    public static func uniqueInstanceName() -> String { "test-" + UUID().uuidString.prefix(8).lowercased() }
+
+    public init(extraArguments: [String] = [], environment: [String: String] = [:], waitReady: Bool = true) throws {
+        workDir = NSTemporaryDirectory() + "volumed-test-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
+        socketPath = workDir + "/volumed.sock"
+        logPath = workDir + "/daemon.log"
+        process = try launchDaemon(
+            Self.standardArguments(socket: socketPath, instance: !extraArguments.contains("--instance")) + extraArguments,
+            logPath: logPath, environment: environment)
+        if waitReady { try waitUntilReady() }
     }
 
     deinit {
