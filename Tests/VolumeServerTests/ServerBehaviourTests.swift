@@ -175,4 +175,27 @@ struct ServerLimitTests {
         #expect(!FileManager.default.fileExists(atPath: h.socketPath))
         #expect(throws: (any Error).self) { try LineClient(path: h.socketPath) }
     }
+
+    /// Peers that connected before the shutdown but were not accepted yet
+    /// (still in the listen backlog) are served too, not reset.
+    @Test func shutdownServesPeersStillInTheBacklog() throws {
+        let h = try ServerHarness()
+        var clients: [LineClient] = []
+        for i in 0..<40 {
+            let c = try h.client()
+            try c.send(#"{"jsonrpc":"2.0","id":\#(i),"method":"echo","params":{"n":\#(i)}}"# + "\n")
+            clients.append(c)
+        }
+        // At once: some of these connections are still waiting to be accepted.
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            h.server.shutdown()
+            done.signal()
+        }
+        for (i, c) in clients.enumerated() {
+            let line = try c.readLine()
+            #expect(line.map { try? JSONValue.parse($0)["id"] } == .some(.int(Int64(i))), "client \(i): \(line ?? "nil")")
+        }
+        #expect(done.wait(timeout: .now() + 10) == .success)
+    }
 }
