@@ -1,5 +1,6 @@
 import Ceph
 import JSONValue
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -14,17 +15,21 @@ final class MetadataLock: @unchecked Sendable {
     let path: String
     let file: CephFile
     private let owner: UInt64
+    private let openFiles: OpenFiles
     /// The file's size as last read or written; writes never make it smaller.
     var size: UInt64
     /// The last write is not yet synced.
     var unsynced = false
+    /// Unlinked under this lock: its descriptor is not kept for the next lock.
+    var unlinked = false
     private var released = false
 
-    fileprivate init(path: String, file: CephFile, owner: UInt64, size: UInt64) {
+    fileprivate init(path: String, file: CephFile, owner: UInt64, size: UInt64, openFiles: OpenFiles) {
         self.path = path
         self.file = file
         self.owner = owner
         self.size = size
+        self.openFiles = openFiles
     }
 
     deinit { release() }
@@ -33,7 +38,7 @@ final class MetadataLock: @unchecked Sendable {
         guard !released else { return }
         released = true
         try? file.flock(.unlock, owner: owner)
-        file.close()
+        if unlinked { file.close() } else { openFiles.keep(path, file) }
     }
 
     /// Unlocks on a helper thread when one is idle, so the caller's reply
@@ -68,6 +73,7 @@ final class MetadataLock: @unchecked Sendable {
 /// locking, keep working for every process.
 struct MetadataStore: Sendable {
     let fs: CephFSMount
+    let openFiles = OpenFiles()
 
     static let block: UInt64 = 4096
     static let fileMode: UInt32 = 0o755  // as the Python client creates them
@@ -80,7 +86,9 @@ struct MetadataStore: Sendable {
         let owner = UInt64.random(in: 1...UInt64.max)
         while true {
             let file: CephFile
-            if create {
+            if let kept = openFiles.take(path) {
+                file = kept  // checked below like a fresh one: it may have been unlinked meanwhile
+            } else if create {
                 file = try fs.open(path, flags: O_CREAT | O_RDWR, mode: Self.fileMode)
             } else {
                 // Stat first: no ENOENT-failing call on a path we may lock later (see VolumeEngine.ifPresent).
@@ -96,7 +104,7 @@ struct MetadataStore: Sendable {
                 let current = try fs.statIfExists(path)
                 let locked = try file.stat()
                 if let current, current.inode == locked.inode {
-                    return MetadataLock(path: path, file: file, owner: owner, size: locked.size)
+                    return MetadataLock(path: path, file: file, owner: owner, size: locked.size, openFiles: openFiles)
                 }
                 try? file.flock(.unlock, owner: owner)
                 file.close()
@@ -162,5 +170,64 @@ struct MetadataStore: Sendable {
     /// Removes the file while its lock is held; waiters then retry on a new file.
     func unlink(_ lock: MetadataLock) throws(CephError) {
         try ignoring(.ENOENT) { () throws(CephError) in try fs.unlink(lock.path) }
+        lock.unlinked = true
+    }
+}
+
+/// Metadata files kept open between locks, so that locking one again costs
+/// a flock instead of an open, which is an MDS round trip whenever the
+/// client holds no caps on the file. A kept descriptor is only a shortcut:
+/// `MetadataStore.lock` checks it against the path's inode after locking,
+/// as it does a fresh one, so a file unlinked or replaced meanwhile (here or
+/// by another client) is noticed, closed and opened again.
+final class OpenFiles: Sendable {
+    private struct State {
+        var files: [String: CephFile] = [:]
+        var order: [String] = []  // least recently kept first
+    }
+    private let state = Mutex(State())
+    let capacity: Int
+
+    init(capacity: Int = 256) {
+        self.capacity = capacity
+    }
+
+    /// The kept file of `path`, which the caller then has to itself.
+    func take(_ path: String) -> CephFile? {
+        state.withLock { s in
+            guard let f = s.files.removeValue(forKey: path) else { return nil }
+            s.order.removeAll { $0 == path }
+            return f
+        }
+    }
+
+    /// Keeps `file` open for the next lock of `path`; closes what does not fit.
+    func keep(_ path: String, _ file: CephFile) {
+        let surplus: [CephFile] = state.withLock { s in
+            var out: [CephFile] = []
+            if let old = s.files.updateValue(file, forKey: path) {
+                out.append(old)
+                s.order.removeAll { $0 == path }
+            }
+            s.order.append(path)
+            while s.order.count > capacity {
+                out.append(s.files.removeValue(forKey: s.order.removeFirst())!)
+            }
+            return out
+        }
+        for f in surplus { f.close() }
+    }
+
+    /// Closes the kept file of `path`, if any (the file was removed).
+    func drop(_ path: String) {
+        take(path)?.close()
+    }
+
+    func closeAll() {
+        let all = state.withLock { s in
+            defer { s = State() }
+            return Array(s.files.values)
+        }
+        for f in all { f.close() }
     }
 }

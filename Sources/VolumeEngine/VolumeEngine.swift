@@ -85,6 +85,7 @@ public final class VolumeEngine: Sendable {
 
     /// Unmounts and disconnects; in that order, as the mount shares the cluster handle.
     public func shutdown() {
+        store.openFiles.closeAll()
         fs.close()
         cluster.shutdown()
     }

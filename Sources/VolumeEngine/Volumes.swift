@@ -68,8 +68,9 @@ extension VolumeEngine {
             overlapped { [fs] in try fs.setxattr(path, "ceph.quota.max_bytes", String(size)) }
         }
         let metadataPath = layout.volumeMetadataPath(volume)
-        let metadata = overlapped { [fs] in
-            try fs.open(metadataPath, flags: O_CREAT | O_WRONLY, mode: MetadataStore.fileMode).close()
+        let metadata = overlapped { [fs, store] in
+            // Kept open: authorize's lock then needs no open.
+            store.openFiles.keep(metadataPath, try fs.open(metadataPath, flags: O_CREAT | O_RDWR, mode: MetadataStore.fileMode))
         }
         var pool: String?
         if dataIsolated {
@@ -159,6 +160,7 @@ extension VolumeEngine {
         }
         CrashPoint.deleteVolumeTrashed.reach()
         try ifPresent(layout.volumeMetadataPath(volume)) { p throws(CephError) in try fs.unlink(p) }
+        store.openFiles.drop(layout.volumeMetadataPath(volume))
     }
 
     /// Deletes a trashed volume's data, and its pool when data-isolated (idempotent).

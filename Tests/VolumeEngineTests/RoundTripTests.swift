@@ -47,8 +47,11 @@ final class RoundTripTests {
         // One mon write per authorize; the key comes from it, not a second `auth get`.
         #expect(authorize.mon == 2, "auth get + auth get-or-create")
         #expect(again.mon == 1, "an unchanged grant is not rewritten")
+        // Bounds for the case where a metadata file's kept descriptor is not
+        // back yet from the previous call's background unlock (then a lock
+        // opens the file afresh: one or three calls more).
         #expect(authorize.fs <= 20)
-        #expect(again.fs <= 20)
+        #expect(again.fs <= 19)
         // The volume_id check stats the volume's name in each other group.
         #expect(first.mon == 0 && first.fs <= 20 + groups, "\(groups) groups")
         #expect(create.mon == 0 && create.fs <= 9 + 2 + groups, "\(groups) groups")
