@@ -70,6 +70,26 @@ class Tracker:
             _quietly(vc.delete_object, pool, name)
 
 
+def _stop(pid):
+    """SIGSTOP ``pid`` and wait until every thread has stopped. kill()
+    returns before that: one thread must first be scheduled to start the
+    group stop, and meanwhile the others may still answer a request."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        states = []
+        for tid in os.listdir("/proc/{0}/task".format(pid)):
+            try:
+                with open("/proc/{0}/task/{1}/stat".format(pid, tid)) as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                pass
+        if states and all(st in ("T", "t") for st in states):
+            return
+        time.sleep(0.005)
+    raise AssertionError("cephfs-volumed did not stop within 10 s")
+
+
 def _quietly(fn, *args):
     try:
         fn(*args)
@@ -453,7 +473,7 @@ def test_reconnect_after_the_daemon_restarts(daemon, vc):
 def test_call_timeout_when_the_daemon_is_stopped(daemon):
     c = cephfs_volumed.Client(daemon.socket, call_timeout=1.0)
     assert c.call("ping") == "pong"
-    os.kill(daemon.proc.pid, signal.SIGSTOP)
+    _stop(daemon.proc.pid)
     try:
         t0 = time.monotonic()
         with pytest.raises(CallTimeout) as ei:
@@ -480,7 +500,7 @@ def test_read_timeout_declares_a_silent_connection_dead(daemon):
     assert c.call("ping") == "pong"
     time.sleep(1.5)  # idle longer than read_timeout: nothing is waiting, so that is fine
     assert c.call("ping") == "pong"
-    os.kill(daemon.proc.pid, signal.SIGSTOP)
+    _stop(daemon.proc.pid)
     try:
         t0 = time.monotonic()
         with pytest.raises(CallTimeout):
@@ -495,7 +515,7 @@ def test_read_timeout_declares_a_silent_connection_dead(daemon):
 def test_close_wakes_waiting_calls(daemon):
     c = cephfs_volumed.Client(daemon.socket)
     assert c.call("ping") == "pong"
-    os.kill(daemon.proc.pid, signal.SIGSTOP)
+    _stop(daemon.proc.pid)
     box = []
     try:
         def waiter():
