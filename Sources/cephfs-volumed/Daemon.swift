@@ -137,6 +137,9 @@ struct Daemon: ParsableCommand {
         guard c.maxLineLength > 0, c.maxConnections > 0, c.maxInFlight > 0 else {
             throw Fatal("max_line_length, max_connections and max_in_flight must be positive")
         }
+        guard (0...10_000).contains(c.busyPoll) else {
+            throw Fatal("busy_poll_us must be between 0 and 10000 microseconds")
+        }
 
         var serverConfig = ServerConfiguration(socketPath: socketPath)
         serverConfig.socketGroup = try c.socketGroup.map(Configuration.resolveGroup)
@@ -147,7 +150,7 @@ struct Daemon: ParsableCommand {
         serverConfig.limits.maxInFlightPerConnection = c.maxInFlight
         serverConfig.limits.idleTimeout = c.idleTimeout
         serverConfig.limits.slowWriterTimeout = c.slowWriterTimeout
-        serverConfig.limits.busyPollMicroseconds = min(c.busyPoll, 10_000)
+        serverConfig.limits.busyPollMicroseconds = c.busyPoll
         serverConfig.drainTimeout = c.drainTimeout
 
         let instance = c.instance ?? ProcessInfo.processInfo.hostName

@@ -143,4 +143,17 @@ struct DaemonTests {
             #expect(help.stdout.contains(flag), "help lists \(flag)")
         }
     }
+
+    /// A busy-poll outside 0...10000 µs is refused with one clear line, before
+    /// anything is touched.
+    @Test(arguments: ["-5", "10001"])
+    func outOfRangeBusyPollIsRefused(_ value: String) throws {
+        let env = try #require(TestCluster.environment)
+        let r = try runProcess(
+            BuiltProducts.path("cephfs-volumed"),
+            ["--socket", NSTemporaryDirectory() + "bp-\(value).sock", "--conf", env.confPath, "--id", env.serviceID,
+             "--busy-poll-us=\(value)"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("busy_poll_us must be between 0 and 10000"), "\(r.stderr)")
+    }
 }
