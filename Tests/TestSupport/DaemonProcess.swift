@@ -105,14 +105,18 @@ extension LaunchedDaemon {
 }
 
 /// Starts the built `cephfs-volumed` with `arguments`, its output appended
-/// to `logPath`, and `environment` on top of the test's own.
-func launchDaemon(_ arguments: [String], logPath: String, environment: [String: String] = [:]) throws -> Process {
+/// to `logPath`, and `environment` on top of the test's own without the
+/// variables named in `unset`.
+func launchDaemon(
+    _ arguments: [String], logPath: String, environment: [String: String] = [:], unset: [String] = []
+) throws -> Process {
     FileManager.default.createFile(atPath: logPath, contents: nil)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: BuiltProducts.path("cephfs-volumed"))
     process.arguments = arguments
-    if !environment.isEmpty {
+    if !environment.isEmpty || !unset.isEmpty {
         var env = ProcessInfo.processInfo.environment
+        for name in unset { env[name] = nil }
         env.merge(environment) { _, new in new }
         process.environment = env
     }
@@ -121,6 +125,7 @@ func launchDaemon(_ arguments: [String], logPath: String, environment: [String: 
     process.standardError = log
     process.standardInput = FileHandle.nullDevice
     try process.run()
+    try? log.close()  // the child has its own descriptor
     return process
 }
 

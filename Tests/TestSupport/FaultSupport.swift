@@ -95,21 +95,11 @@ public final class VolumedProcess: @unchecked Sendable {
         }
         self.instance = instance
         logPath = dir + "/daemon-\(instance)-\(UUID().uuidString.prefix(6)).log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: BuiltProducts.path("cephfs-volumed"))
-        process.arguments = Self.arguments(conf: conf, socket: self.socketPath, instance: instance) + extraArguments
-        var env = ProcessInfo.processInfo.environment
-        env["VOLUMED_CRASH_AT"] = nil
-        env.merge(environment) { _, new in new }
-        process.environment = env
-        let log = FileHandle(forWritingAtPath: logPath)!
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
         launchedAt = Date()
-        try process.run()
-        try? log.close()
+        // A crash point set for the test run must not reach every daemon.
+        process = try launchDaemon(
+            Self.arguments(conf: conf, socket: self.socketPath, instance: instance) + extraArguments,
+            logPath: logPath, environment: environment, unset: ["VOLUMED_CRASH_AT"])
         FaultProcessRegistry.add(process.processIdentifier)
         if waitReady { try waitUntilReady(timeout: readyTimeout) }
     }
