@@ -197,6 +197,13 @@ public final class VolumedProcess: @unchecked Sendable {
     }
 
     deinit {
+        // A daemon that died of a signal nobody sent it crashed: keep its log.
+        if !process.isRunning, process.terminationReason == .uncaughtSignal,
+            ![SIGKILL, SIGTERM].contains(process.terminationStatus)
+        {
+            let kept = preserveLog("crash-\(instance)")
+            print("cephfs-volumed \(instance) died of signal \(process.terminationStatus); log kept at \(kept)")
+        }
         stop()
         if let ownsWorkDir { try? FileManager.default.removeItem(atPath: ownsWorkDir) }
     }
