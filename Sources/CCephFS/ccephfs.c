@@ -64,17 +64,6 @@ int vd_removexattr(struct ceph_mount_info *c, const char *p, const char *n) { re
 
 int vd_opendir(struct ceph_mount_info *c, const char *p, struct ceph_dir_result **d) { return ceph_opendir(c, p, d); }
 int vd_closedir(struct ceph_mount_info *c, struct ceph_dir_result *d) { return ceph_closedir(c, d); }
-int vd_readdir(struct ceph_mount_info *c, struct ceph_dir_result *d, char *name, size_t namelen, unsigned char *d_type) {
-    struct dirent de;
-    int r = ceph_readdir_r(c, d, &de);
-    if (r <= 0) return r;
-    size_t len = strnlen(de.d_name, sizeof(de.d_name));
-    if (len + 1 > namelen) return -ENAMETOOLONG;
-    memcpy(name, de.d_name, len);
-    name[len] = 0;
-    *d_type = de.d_type;
-    return 1;
-}
 
 int vd_readdir_batch(struct ceph_mount_info *c, struct ceph_dir_result *d, char *out, size_t outlen) {
     /* Each record takes at most 1 + 255 + 1 bytes, so this many always fit. */

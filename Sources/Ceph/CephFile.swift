@@ -153,20 +153,6 @@ public final class DirectoryStream: @unchecked Sendable {
         }
     }
 
-    /// The next entry, or nil at the end.
-    public func next() throws(CephError) -> DirectoryEntry? {
-        let (mount, dir) = (self.mount, self.dir)
-        return try guard_.use("readdir") { () throws(CephError) -> DirectoryEntry? in
-            try mount.run("readdir", counted: false) { m throws(CephError) in
-                var name = [CChar](repeating: 0, count: 512)
-                var type: UInt8 = 0
-                let r = try check(vd_readdir(m, dir, &name, name.count, &type), "readdir", path)
-                if r == 0 { return nil }
-                let s = String(decoding: name.prefix(while: { $0 != 0 }).map(UInt8.init(bitPattern:)), as: UTF8.self)
-                return DirectoryEntry(name: s, kind: .init(dType: type))
-            }
-        }
-    }
 }
 
 extension DirectoryEntry.Kind {

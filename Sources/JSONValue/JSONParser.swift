@@ -16,20 +16,20 @@ extension JSONValue {
         _ bytes: C, maxDepth: Int = defaultMaxDepth
     ) throws(JSONParseError) -> JSONValue {
         let result: Result<JSONValue, JSONParseError>? = bytes.withContiguousStorageIfAvailable { buffer in
-            var parser = JSONParser(buffer, maxDepth: maxDepth)
-            do throws(JSONParseError) { return .success(try parser.parseDocument()) } catch { return .failure(error) }
+            do throws(JSONParseError) { return .success(try parse(buffer: buffer, maxDepth: maxDepth)) } catch { return .failure(error) }
         }
         if let result { return try result.get() }
-        let copy = Array(bytes)
-        return try parse(copy, maxDepth: maxDepth)
+        return try parse(Array(bytes), maxDepth: maxDepth)
     }
 
     /// The same, without going through generic witnesses (the server's hot path).
     public static func parse(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {
-        try bytes.withUnsafeBufferPointer { buffer throws(JSONParseError) in
-            var parser = JSONParser(buffer, maxDepth: maxDepth)
-            return try parser.parseDocument()
-        }
+        try bytes.withUnsafeBufferPointer { buffer throws(JSONParseError) in try parse(buffer: buffer, maxDepth: maxDepth) }
+    }
+
+    private static func parse(buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) throws(JSONParseError) -> JSONValue {
+        var parser = JSONParser(buffer, maxDepth: maxDepth)
+        return try parser.parseDocument()
     }
 
     public static func parse(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {

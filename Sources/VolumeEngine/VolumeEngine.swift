@@ -13,8 +13,9 @@ public final class VolumeEngine: Sendable {
     let logger: Logger
     let layout: Layout
     let store: MetadataStore
-    /// Threads for overlapped cluster calls and background unlocks.
-    let helpers = WorkerPool(maxThreads: 128)
+    /// Threads for overlapped cluster calls and background unlocks; only
+    /// idle ones are used (`submitIfIdle`), so a few suffice.
+    let helpers = WorkerPool(maxThreads: 4)
     /// The last listing of the group directories (see `groupDirectories`).
     let groupListing = Mutex<GroupListing?>(nil)
     /// Volume layouts by directory inode (see `volumeLayout`).

@@ -74,9 +74,10 @@ extension VolumeEngine {
         }
         var pool: String?
         if dataIsolated {
-            pool = layout.poolName(volume)
-            try ensureDataPool(layout.poolName(volume))
-            try setLayoutPool(path, layout.poolName(volume))
+            let own = layout.poolName(volume)
+            try ensureDataPool(own)
+            try setLayoutPool(path, own)
+            pool = own
         } else if made {
             pool = try inheritedPool(path)
         }

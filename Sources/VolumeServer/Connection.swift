@@ -354,10 +354,6 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
 
     // MARK: Closing (loop thread)
 
-    func close() {
-        beginClosing()
-    }
-
     /// Stops taking requests; once queued replies are out, shuts down our
     /// side and lingers (see the type's comment).
     private func beginClosing() {

@@ -65,13 +65,13 @@ public final class RPCDispatcher: Sendable {
         do {
             document = try JSONValue.parse(line)
         } catch {
-            reply(Self.encode(RPCResponse(id: .null, error: RPCError(code: .parseError, message: "parse error: \(error)")).json))
+            reply(Self.encode(RPCResponse(id: .null, error: RPCError(code: .parseError, message: "parse error: \(error)"))))
             return
         }
         switch document {
         case .array(let items):
             guard !items.isEmpty else {
-                reply(Self.encode(RPCResponse(id: .null, error: RPCError(code: .invalidRequest, message: "empty batch")).json))
+                reply(Self.encode(RPCResponse(id: .null, error: RPCError(code: .invalidRequest, message: "empty batch"))))
                 return
             }
             handleBatch(items, context: context, reply: reply)

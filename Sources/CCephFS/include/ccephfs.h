@@ -63,8 +63,7 @@ int vd_removexattr(struct ceph_mount_info *cmount, const char *path, const char 
 int vd_opendir(struct ceph_mount_info *cmount, const char *path, struct ceph_dir_result **dirp);
 int vd_closedir(struct ceph_mount_info *cmount, struct ceph_dir_result *dirp);
 // Returns 1 with an entry, 0 at the end, or a negative errno. d_type is the dirent type (DT_*).
-int vd_readdir(struct ceph_mount_info *cmount, struct ceph_dir_result *dirp, char *name, size_t namelen, unsigned char *d_type);
-/* Several entries at once, as records of a type byte, the name and a NUL.
+/* Directory entries, several at once, as records of a type byte, the name and a NUL.
    Returns the bytes used, 0 at the end, or -errno. */
 int vd_readdir_batch(struct ceph_mount_info *cmount, struct ceph_dir_result *dirp, char *out, size_t outlen);
 
