@@ -171,6 +171,13 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
         }
     }
 
+    func pollRead() -> Bool {
+        guard state == .running, !readPaused else { return false }
+        guard readOnce() else { return false }
+        lastActivity = .now()
+        return true
+    }
+
     /// Reads one chunk and handles its lines. False when nothing more can be read now.
     private func readOnce() -> Bool {
         let buffer = loop.readBuffer
@@ -227,7 +234,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
         if !batch.isEmpty {
             write(batch)
             batch.removeAll(keepingCapacity: batch.count <= 64 * 1024)
-            loop.armBusyPoll()
+            loop.armBusyPoll(for: self)
         }
         if pendingHead < pendingLines.count || inFlight >= limits.maxInFlightPerConnection {
             pauseReading()

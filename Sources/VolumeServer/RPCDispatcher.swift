@@ -24,7 +24,7 @@ public struct MethodHandler: Sendable {
     /// Mutating calls are logged with the peer's identity.
     public let mutating: Bool
     /// Inline calls never block (no cluster round trip), so they run on the
-    /// connection's queue instead of being handed to a worker thread.
+    /// event loop thread that read them instead of a worker thread.
     public let inline: Bool
     public let prepare: @Sendable (Params) throws -> PreparedCall
 

@@ -149,6 +149,8 @@ final class BenchRun {
 
     // MARK: 1. RPC overhead
 
+    private static let pingBlock = 1_000
+
     private func rpcWorkload() throws {
         guard let daemon else { throw BenchError("no daemon") }
         guard let py = Paths.which(o.python) else { throw BenchError("no \(o.python) in PATH for the baseline server") }
@@ -173,9 +175,21 @@ final class BenchRun {
         var seq: [String: PingRun] = [:]
         var pipe: [String: PingRun] = [:]
         var agg: [String: (Histogram<UInt64>, Int, UInt64)] = [:]
-        for (name, s) in servers {
-            log("rpc: \(o.pingCount) sequential pings (\(name))")
-            seq[name] = try LineSocket(path: s.socketPath).pingRun(count: o.pingCount, window: 1)
+        // Sequential pings alternate between the servers in blocks, so a
+        // drift in the machine's speed (vCPU placement, other load) reaches
+        // both sides alike instead of deciding the ratio.
+        log("rpc: \(o.pingCount) sequential pings per server, alternating in blocks of \(Self.pingBlock)")
+        let seqSockets = try servers.map { (name, s) in (name, try LineSocket(path: s.socketPath)) }
+        var done = 0
+        while done < o.pingCount {
+            let n = min(Self.pingBlock, o.pingCount - done)
+            for (name, c) in done / Self.pingBlock % 2 == 0 ? seqSockets : seqSockets.reversed() {
+                let r = try c.pingRun(count: n, window: 1, firstID: done + 1)
+                seq[name, default: PingRun()].histogram.add(r.histogram)
+                seq[name]!.count += r.count
+                seq[name]!.elapsedNanos += r.elapsedNanos
+            }
+            done += n
         }
         for (name, s) in servers {
             log("rpc: \(o.pipelinedCount) pipelined pings, window \(window) (\(name))")

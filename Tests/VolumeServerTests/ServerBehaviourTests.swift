@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import JSONValue
+import Synchronization
 import Testing
 import TestSupport
 import VolumeProtocol
@@ -203,5 +204,51 @@ struct ServerLimitTests {
             #expect(line.map { try? JSONValue.parse($0)["id"] } == .some(.int(Int64(i))), "client \(i): \(line ?? "nil")")
         }
         #expect(done.wait(timeout: .now() + 10) == .success)
+    }
+
+    /// While a loop busy-polls one peer's socket, its other peers are still
+    /// served (also lines split across writes), and the polled peer's
+    /// departure is noticed and its connection closed.
+    @Test func busyPollingOnePeerStillServesTheOthers() throws {
+        var limits = ServerLimits()
+        limits.busyPollMicroseconds = 10_000
+        let h = try ServerHarness(limits: limits)
+        let quick = #"{"jsonrpc":"2.0","id":0,"method":"quick"}"#
+        // Used by one thread at a time: the loop below, then this one.
+        nonisolated(unsafe) let spinner = try h.client()
+        #expect(try JSONValue.parse(spinner.request(quick))["result"] == "quick")
+        let stop = Atomic<Bool>(false)
+        let spun = Atomic<Int>(0)
+        let spinnerDone = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            while !stop.load(ordering: .relaxed), (try? spinner.request(quick)) != nil {
+                spun.add(1, ordering: .relaxed)
+            }
+            spinnerDone.signal()
+        }
+        let started = Date() + 10
+        while spun.load(ordering: .relaxed) < 10, Date() < started { usleep(1_000) }
+        try #require(spun.load(ordering: .relaxed) >= 10, "the spinning peer got no replies")
+        // More peers than loops: some share the spinner's loop.
+        let others = try (0..<8).map { _ in try h.client() }
+        for (i, c) in others.enumerated() {
+            let line = Array(#"{"jsonrpc":"2.0","id":\#(i),"method":"echo","params":{"n":\#(i)}}"#.utf8) + [0x0A]
+            try c.send(Array(line[..<20]))
+            usleep(2_000)
+            try c.send(Array(line[20...]))
+            let text = try #require(try c.readLine())
+            let reply = try JSONValue.parse(text)
+            #expect(reply["result"]?["n"] == .int(Int64(i)), "peer \(i)")
+            #expect(try JSONValue.parse(c.request(quick))["result"] == "quick")
+        }
+        stop.store(true, ordering: .relaxed)
+        #expect(spinnerDone.wait(timeout: .now() + 10) == .success)
+        // Leave right after a reply, while the loop polls this socket.
+        #expect(try JSONValue.parse(spinner.request(quick))["result"] == "quick")
+        spinner.shutdownWrite()
+        let deadline = Date() + 5
+        while h.server.connectionCount > others.count, Date() < deadline { usleep(5_000) }
+        #expect(h.server.connectionCount == others.count)
+        #expect(try spinner.readLine() == nil)
     }
 }

@@ -15,6 +15,7 @@ final class ServerHarness: @unchecked Sendable {
 
     /// Test methods:
     /// - `echo`: returns its params;
+    /// - `quick`: answered on the event loop itself, like `ping` (arms the busy-poll);
     /// - `sleep` {ms, key?}: sleeps, with an optional serialisation key;
     /// - `fail`: an engine error (VolumeClientError, EEXIST);
     /// - `record` {key, tag, ms}: appends "start tag"/"end tag" to `events` around a sleep, under `key`.
@@ -32,6 +33,7 @@ final class ServerHarness: @unchecked Sendable {
                 let v = JSONValue.object(p.members)
                 return PreparedCall { v }
             },
+            MethodHandler("quick", inline: true) { _ in PreparedCall { "quick" } },
             MethodHandler("sleep") { p in
                 let ms = try p.optionalInt("ms") ?? 100
                 let key = try p.optionalString("key")
