@@ -63,7 +63,7 @@ final class BenchRun {
         tenant = "vb" + runID
     }
 
-    private var pairs: Int { o.concurrentPairs ?? max(o.n, 8 * o.clients) }
+    private var pairs: Int { o.concurrentPairs ?? max(o.n, 16 * o.clients) }
     private var ceilingOps: Int { o.ceilingOps ?? max(pairs, 16 * o.clients) }
 
     // MARK: Orchestration
@@ -334,22 +334,38 @@ final class BenchRun {
 
     // MARK: 3. Concurrent create_volume + authorize, and the cluster's ceiling
 
+    private static let concurrentRounds = 4
+
+    /// The indices of `total` that round `round` of `rounds` takes.
+    private func chunk(_ total: Int, _ round: Int, of rounds: Int) -> Range<Int> {
+        (total * round / rounds)..<(total * (round + 1) / rounds)
+    }
+
     private func concurrentWorkload() throws {
         guard let daemon else { throw BenchError("no daemon") }
         let m = pairs, clients = o.clients
         prefixUsed = true
 
-        // The ceiling: raw auth get-or-create through librados.
+        // The ceiling: raw auth get-or-create through librados, with one
+        // shared handle and with one handle per thread. The mon's cost per
+        // write drifts during a run (it grows with the cephx entities that
+        // exist, and rocksdb compacts now and then), so the work is split
+        // into rounds that alternate the three parts in a rotating order,
+        // and each side's rate is its total over all rounds.
         let opts = ClusterOptions(confPath: cluster.confPath, id: cluster.id, clusterName: cluster.cluster, monOpTimeout: 60, osdOpTimeout: 60, mountTimeout: 60)
         let shared = try RadosCluster(opts)
         defer { shared.shutdown() }
-        var ceilings: [String: (Double, LatencySummary)] = [:]
         let ops = ceilingOps
-        // The ceiling is measured just before (one shared handle) and just
-        // after (one handle per thread) the daemon's run, which it brackets.
-        func measureCeiling(_ mode: String) throws {
-            log("concurrent: ceiling, \(ops) auth get-or-create on \(clients) threads (\(mode == "shared" ? "one shared handle" : "one handle per thread"))")
-            let entities = (0..<ops).map { "vb\(runID)-ceil-\(mode == "shared" ? "s" : "t")-\($0)" }
+        let rounds = Self.concurrentRounds
+        // The mon's cost per cephx write grows with the entities that exist,
+        // so the figures only compare at a stated count.
+        func entityCount() -> Int? { (try? shared.monJSON(["prefix": "auth ls"]))??["auth_dump"]?.arrayValue?.count }
+        let entitiesBefore = entityCount()
+        var ceilingWall: [String: UInt64] = ["shared": 0, "per_thread": 0]
+        var ceilingLat: [String: [UInt64]] = ["shared": [], "per_thread": []]
+        func measureCeiling(_ mode: String, round: Int) throws {
+            let part = chunk(ops, round, of: rounds)
+            let entities = part.map { "vb\(runID)-ceil-\(mode == "shared" ? "s" : "t")-\($0)" }
             ceilingEntities += entities
             let handles = Mutex<[Int: RadosCluster]>([:])
             let lat = Mutex<[UInt64]>([])
@@ -359,7 +375,7 @@ final class BenchRun {
                 handles.withLock { $0[i] = h }
             }) { i in
                 let h = handles.withLock { $0[i]! }
-                for k in stride(from: i, to: ops, by: clients) {
+                for k in stride(from: i, to: entities.count, by: clients) {
                     let name = entities[k]
                     let t0 = nowNanos()
                     _ = try h.monCommand([
@@ -375,25 +391,44 @@ final class BenchRun {
                 }
             }
             if mode == "per_thread" { for (_, h) in handles.withLock({ $0 }) { h.shutdown() } }
-            ceilings[mode] = (Double(ops) / (Double(wall) / 1e9), LatencySummary(samples: lat.withLock { $0 }))
+            ceilingWall[mode]! += wall
+            ceilingLat[mode]! += lat.withLock { $0 }
             deleteCeilingEntities(using: shared)
         }
-        try measureCeiling("shared")
 
-        log("concurrent: \(m) create_volume + authorize through the daemon, \(clients) clients")
         let names = (0..<m).map { "vb\(runID)-c-\($0)" }
         concVolumes = names
         let socket = daemon.socketPath, tenant = self.tenant, size = o.size
-        let (res, wall) = try runBlocking { () async throws -> ([String: UInt64], UInt64) in
-            let conns = try await VolumeCalls.connections(socket, count: clients)
-            let r = try await VolumeCalls.concurrently(conns, names: names) { conn, name in
-                let (c, a) = try await VolumeCalls.createAndAuthorize(conn, name: name, tenant: tenant, size: size)
-                return c + a
+        var res: [String: UInt64] = [:]
+        var wall: UInt64 = 0
+        func measureDaemon(round: Int) throws {
+            let part = chunk(m, round, of: rounds).map { names[$0] }
+            let (r, w) = try runBlocking { () async throws -> ([String: UInt64], UInt64) in
+                let conns = try await VolumeCalls.connections(socket, count: clients)
+                let r = try await VolumeCalls.concurrently(conns, names: part) { conn, name in
+                    let (c, a) = try await VolumeCalls.createAndAuthorize(conn, name: name, tenant: tenant, size: size)
+                    return c + a
+                }
+                for c in conns { c.close() }
+                return r
             }
-            for c in conns { c.close() }
-            return r
+            res.merge(r) { a, _ in a }
+            wall += w
         }
-        try measureCeiling("per_thread")
+        log("concurrent: \(rounds) rounds, each a share of \(m) create_volume + authorize through the daemon and of \(ops) raw auth get-or-create with a shared handle and with a handle per thread, \(clients) clients")
+        for round in 0..<rounds {
+            let parts: [() throws -> Void] = [
+                { try measureCeiling("shared", round: round) },
+                { try measureDaemon(round: round) },
+                { try measureCeiling("per_thread", round: round) },
+            ]
+            for k in 0..<parts.count { try parts[(k + round) % parts.count]() }
+        }
+        func ceilingRate(_ mode: String) -> Double { Double(ops) / (Double(ceilingWall[mode]!) / 1e9) }
+        let ceilings = [
+            "shared": (ceilingRate("shared"), LatencySummary(samples: ceilingLat["shared"]!)),
+            "per_thread": (ceilingRate("per_thread"), LatencySummary(samples: ceilingLat["per_thread"]!)),
+        ]
         let rate = Double(m) / (Double(wall) / 1e9)
         let pair = LatencySummary(samples: Array(res.values))
         let (sharedRate, sharedLat) = ceilings["shared"]!, (threadRate, threadLat) = ceilings["per_thread"]!
@@ -402,6 +437,8 @@ final class BenchRun {
         targets.append(t)
 
         table.section("3. \(clients) concurrent clients, create_volume + authorize, \(m) pairs (reference: \(ops) raw auth get-or-create on \(clients) threads)")
+        let entitiesAfter = entityCount()
+        table.row("cephx entities in the cluster, at the start / end", daemon: "", reference: "\(entitiesBefore.map(String.init) ?? "?") / \(entitiesAfter.map(String.init) ?? "?")")
         table.row("ceiling, one shared librados handle (ops/s)", daemon: "", reference: fmtRate(sharedRate))
         table.row("  get-or-create p50 / p99 / max (ms)", daemon: "", reference: sharedLat.text(ms: true))
         table.row("ceiling, one handle per thread (ops/s)", daemon: "", reference: fmtRate(threadRate))
@@ -410,7 +447,9 @@ final class BenchRun {
         table.row("  pair p50 / p99 / max (ms)", daemon: pair.text(ms: true))
 
         results["concurrent"] = [
-            "clients": .int(clients), "pairs": .int(m), "ceiling_ops": .int(ops),
+            "clients": .int(clients), "pairs": .int(m), "ceiling_ops": .int(ops), "rounds": .int(rounds),
+            "cephx_entities_before": entitiesBefore.map { .int(Int64($0)) } ?? .null,
+            "cephx_entities_after": entitiesAfter.map { .int(Int64($0)) } ?? .null,
             "daemon": merge(pair.json, ["pairs_per_s": num(rate)]),
             "ceiling_shared_handle": merge(sharedLat.json, ["ops_per_s": num(sharedRate)]),
             "ceiling_handle_per_thread": merge(threadLat.json, ["ops_per_s": num(threadRate)]),
