@@ -102,8 +102,11 @@ final class EventLoop: @unchecked Sendable {  // loop-thread state is confined; 
     /// for a short while. A client doing request/reply sends its next line
     /// within microseconds, and a thread that went to sleep must be woken by
     /// an inter-processor interrupt, which on a virtual machine costs more
-    /// than the whole round trip. Only answers given by the loop itself arm
-    /// it, so calls that wait on the cluster do not make the loop spin.
+    /// than the whole round trip. The poll reads the answered peer's socket
+    /// and yields the CPU between reads: the kernel tends to wake the peer on
+    /// the CPU that wrote to it, this one, and a poll that kept the CPU would
+    /// make the peer wait for the poll to end. Only answers given by the loop
+    /// itself arm it, so calls that wait on the cluster do not make the loop spin.
     func armBusyPoll(for handler: any EventHandler) {
         guard busyPollNanoseconds > 0 else { return }
         busyPollUntil = DispatchTime.now().uptimeNanoseconds + busyPollNanoseconds
@@ -147,7 +150,13 @@ final class EventLoop: @unchecked Sendable {  // loop-thread state is confined; 
             // Mostly the hot peer's socket; every few rounds everyone's.
             if polling, let h = hot, spins & 7 != 0 {
                 spins += 1
-                if h.pollRead() { spins = 1 }
+                if h.pollRead() {
+                    spins = 1
+                } else {
+                    // The peer may have been woken on this CPU: let it run now
+                    // rather than when the poll ends.
+                    sched_yield()
+                }
                 continue
             }
             spins = 1
