@@ -35,8 +35,11 @@ struct VolumedBench: ParsableCommand {
     @Option(name: .long, help: "Concurrent clients (connections, threads).")
     var clients = 16
 
-    @Option(name: .long, help: "Pairs in the concurrent workload, and volumes in the concurrent teardown (default: max(n, 8 x clients)).")
+    @Option(name: .long, help: "Pairs in the concurrent workload, and volumes in the concurrent teardown (default: max(n, 16 x clients)).")
     var concurrentPairs: Int?
+
+    @Option(name: .long, help: "cephx entities to create (untimed, removed at the end) before the concurrent workload: the mon's cost per cephx write grows with their number.")
+    var fillerEntities = 0
 
     @Option(name: .long, help: "auth get-or-create calls per ceiling run (default: max(concurrent pairs, 16 x clients)).")
     var ceilingOps: Int?

@@ -40,6 +40,8 @@ final class BenchRun {
     private var extraVolumes: [String] = []
     /// cephx entities of the ceiling runs, deleted at the end.
     private var ceilingEntities: [String] = []
+    /// `--filler-entities`: made before the concurrent workload, removed by `finish`.
+    private var fillerEntities: [String] = []
     /// Debian's Python library (the seq workload's reference), its volumes
     /// awaiting teardown, and its untimed warm-up volumes.
     private var pyLib: PythonLibrary?
@@ -110,6 +112,7 @@ final class BenchRun {
         daemon?.stop()
         daemon = nil
         deleteCeilingEntities()
+        deleteEntities(fillerEntities, what: "filler")
         if prefixUsed {
             for prefix in [volumePrefix, pythonPrefix] {
                 let r = try? runProcess(o.cephPython, [scriptsDir + "/python_v6_bench.py", "rmtree"] + pythonClusterArgs(prefix: prefix), timeout: 120)
@@ -359,6 +362,20 @@ final class BenchRun {
         let rounds = Self.concurrentRounds
         // The mon's cost per cephx write grows with the entities that exist,
         // so the figures only compare at a stated count.
+        if o.fillerEntities > 0 {
+            log("concurrent: creating \(o.fillerEntities) filler cephx entities (untimed)")
+            let names = (0..<o.fillerEntities).map { "vb\(runID)-filler-\($0)" }
+            fillerEntities = names
+            let prefix = volumePrefix
+            _ = try runThreads(min(clients, names.count)) { i in
+                for k in stride(from: i, to: names.count, by: clients) {
+                    _ = try shared.monCommand([
+                        "prefix": "auth get-or-create", "entity": .string("client." + names[k]),
+                        "caps": ["mds", .string("allow rw path=\(prefix)/filler/\(k)"), "mon", "allow r"],
+                    ])
+                }
+            }
+        }
         func entityCount() -> Int? { (try? shared.monJSON(["prefix": "auth ls"]))??["auth_dump"]?.arrayValue?.count }
         let entitiesBefore = entityCount()
         var ceilingWall: [String: UInt64] = ["shared": 0, "per_thread": 0]
@@ -711,7 +728,7 @@ final class BenchRun {
         r["date"] = .string(ISO8601DateFormatter().string(from: startDate))
         r["host"] = ["nproc": .int(ProcessInfo.processInfo.activeProcessorCount), "kernel": .string(kernel)]
         r["params"] = [
-            "n": .int(o.n), "clients": .int(o.clients), "window": .int(o.window), "concurrent_pairs": .int(pairs),
+            "n": .int(o.n), "clients": .int(o.clients), "window": .int(o.window), "concurrent_pairs": .int(pairs), "filler_entities": .int(o.fillerEntities),
             "ping_count": .int(o.pingCount), "pipelined_count": .int(o.pipelinedCount), "aggregate_count": .int(o.aggregateCount),
             "idle_connections": .int(o.idleConnections), "size": .int(o.size),
             "workloads": .array(Workload.allCases.filter(selected.contains).map { .string($0.rawValue) }),
