@@ -7,7 +7,11 @@ public final class LineClient {
     private var buffer: [UInt8] = []
 
     public init(path: String, receiveTimeout: TimeInterval = 60) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        // `self.fd` is set only once connected: a throwing init of a fully
+        // initialised object still runs deinit, which would close the
+        // descriptor a second time, by then perhaps another thread's (a Ceph
+        // messenger socket, which aborts when its socket vanishes).
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw DaemonError("socket: \(errno)") }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
@@ -26,6 +30,7 @@ public final class LineClient {
         }
         var tv = timeval(tv_sec: Int(receiveTimeout), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        self.fd = fd
     }
 
     deinit { close(fd) }
