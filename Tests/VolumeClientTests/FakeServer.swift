@@ -28,6 +28,9 @@ final class FakeServer: @unchecked Sendable {
     private var _connections = 0
     private var clients: [Int32] = []
     private var stopped = false
+    /// Set, under `lock`, when the accept thread closed the listener: from then
+    /// on its number may belong to someone else and must not be shut down.
+    private var listenerClosed = false
     private let handler: @Sendable (JSONValue) -> Action
     /// Its own queue, so delayed replies are not held up by busy global queues.
     private let delays = DispatchQueue(label: "FakeServer.delays", attributes: .concurrent)
@@ -89,11 +92,11 @@ final class FakeServer: @unchecked Sendable {
     func stop() {
         let first = lock.withLock { () -> Bool in
             defer { stopped = true }
+            // The accept thread closes the listener when accept fails.
+            if !stopped && !listenerClosed { shutdown(listenFD, Int32(SHUT_RDWR)) }
             return !stopped
         }
         guard first else { return }
-        // The accept thread closes the listener when accept fails.
-        shutdown(listenFD, Int32(SHUT_RDWR))
         dropConnections()
         unlink(path)
     }
@@ -103,12 +106,19 @@ final class FakeServer: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
+    private func closeListener() {
+        lock.withLock {
+            listenerClosed = true
+            close(listenFD)
+        }
+    }
+
     private func acceptLoop() {
         while true {
             let fd = accept(listenFD, nil, nil)
             if fd < 0 {
                 if errno == EINTR { continue }
-                close(listenFD)
+                closeListener()
                 return
             }
             let ok = lock.withLock { () -> Bool in
@@ -119,7 +129,7 @@ final class FakeServer: @unchecked Sendable {
             }
             if !ok {
                 close(fd)
-                close(listenFD)
+                closeListener()
                 return
             }
             let t = Thread { [self] in serve(fd) }
