@@ -345,6 +345,24 @@ public final class ClusterAdmin: @unchecked Sendable {
         return try? fs.getxattrString(path, name)
     }
 
+    /// An xattr another client just changed. The MDS tells this client of a
+    /// quota change asynchronously, so a value `accept` refuses is re-read for up
+    /// to `timeout` seconds; the last value read is returned either way.
+    public func settledXattr(
+        _ path: String, _ name: String, timeout: TimeInterval = 10, until accept: (String?) -> Bool
+    ) -> String? {
+        var value = xattr(path, name)
+        _ = waitUntil(timeout: timeout, interval: 0.05) {
+            value = xattr(path, name)
+            return accept(value)
+        }
+        return value
+    }
+
+    public func settledXattr(_ path: String, _ name: String, expecting expected: String?) -> String? {
+        settledXattr(path, name) { $0 == expected }
+    }
+
     public func names(_ dir: String) -> Set<String> {
         Set((try? fs.listDirectory(dir))?.map(\.name) ?? [])
     }
