@@ -351,7 +351,7 @@ public final class ClusterAdmin: @unchecked Sendable {
     public func settledXattr(
         _ path: String, _ name: String, timeout: TimeInterval = 10, until accept: (String?) -> Bool
     ) -> String? {
-        var value = xattr(path, name)
+        var value: String?
         _ = waitUntil(timeout: timeout, interval: 0.05) {
             value = xattr(path, name)
             return accept(value)
