@@ -33,7 +33,7 @@ extension VolumeEngine {
             throw VolumeError(.objectNotFound, "volume \(destination) does not exist", errno: .ENOENT)
         }
         defer { dst.close() }
-        try copyTree(from: src, to: dst)
+        try copyTree(from: src, to: dst, snapdir: try cluster.confGet("client_snapdir"))
     }
 
     /// A handle on one of the service's own directories, or nil when absent.
@@ -53,8 +53,16 @@ extension VolumeEngine {
     /// Copies the entries of `src` into `dst`; see `cloneVolumeToExisting`
     /// for what happens to entries already in `dst`. Reusable for any copy
     /// into a directory someone else can write to.
-    func copyTree(from src: InodeHandle, to dst: InodeHandle) throws {
+    ///
+    /// An entry named `snapdir` is skipped: a client with another
+    /// `client_snapdir` can create one, and that name leads into the
+    /// destination's snapshot directory, where a mkdir makes a snapshot.
+    func copyTree(from src: InodeHandle, to dst: InodeHandle, snapdir: String) throws {
         for entry in try src.list() {
+            if entry.name == snapdir {
+                logger.warning("clone: skipping \(src.path)/\(entry.name): it has the snapshot directory's name")
+                continue
+            }
             let from = try src.lookup(entry.name)
             defer { from.close() }
             let st = from.stat
@@ -63,7 +71,7 @@ extension VolumeEngine {
                 defer { to.close() }
                 // On the handle: a reused directory keeps its inode, never a link's target.
                 try to.setAttributes(mode: st.permissions)
-                try copyTree(from: from, to: to)
+                try copyTree(from: from, to: to, snapdir: snapdir)
             } else if st.isSymlink {
                 try dst.replacingSymlink(entry.name, target: try from.readlink()).close()
             } else if st.isRegularFile {

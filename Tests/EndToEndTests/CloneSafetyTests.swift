@@ -260,4 +260,35 @@ struct CloneSafetyTests {
 
         try await v.call("destroy_snapshot_volume", ["volume_path": vpath(g, src), "snapshot_name": .string(snap)])
     }
+
+    /// A client with another `client_snapdir` can make a real entry named
+    /// `.snap`. Copied by name, it would land in the destination's snapshot
+    /// directory, making snapshots there; the copy skips it.
+    @Test func anEntryNamedLikeTheSnapshotDirectoryIsSkipped() async throws {
+        let g = unique("cxg"), src = unique("cxsrc"), dst = unique("cxdst")
+        let srcPath = try await createVolume(g, src)
+        let dstPath = try await createVolume(g, dst)
+        var options = TestCluster.options()
+        options.extraConfig = [("client_snapdir", ".altsnap")]
+        let cluster = try RadosCluster(options)
+        defer { cluster.shutdown() }
+        let other = try CephFSMount(cluster: cluster)
+        defer { other.close() }
+        try other.mount(fsName: TestCluster.environment!.fsName)
+        try other.mkdir(srcPath + "/.snap", mode: 0o755)
+        try other.mkdir(srcPath + "/.snap/planted", mode: 0o755)
+        try write(other, srcPath + "/.snap/planted/f", Array("x".utf8))
+        try write(other, srcPath + "/plain", Array("plain\n".utf8))
+
+        let snap = unique("cxsnap")
+        try await v.call("create_snapshot_volume", ["volume_path": vpath(g, src), "snapshot_name": .string(snap)])
+        try await clone(g, from: src, snap, to: dst)
+        #expect(try admin.fs.listDirectory(dstPath + "/.snap").isEmpty, "the clone made snapshots in the destination")
+        #expect(try tree(dstPath) == ["plain": "file 644 plain\n"])
+
+        try await v.call("destroy_snapshot_volume", ["volume_path": vpath(g, src), "snapshot_name": .string(snap)])
+        try? other.unlink(srcPath + "/.snap/planted/f")
+        try? other.rmdir(srcPath + "/.snap/planted")
+        try? other.rmdir(srcPath + "/.snap")
+    }
 }
