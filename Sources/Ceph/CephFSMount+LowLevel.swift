@@ -61,7 +61,8 @@ public final class InodeHandle: @unchecked Sendable {
 
     public func close() {
         let (mount, inode) = (self.mount, self.inode)
-        guard_.close { _ = try? mount.run("ll_put") { m in vd_ll_put(m, inode) } }
+        // Client-side bookkeeping, no MDS round trip: not counted.
+        guard_.close { _ = try? mount.run("ll_put", counted: false) { m in vd_ll_put(m, inode) } }
     }
 
     @discardableResult
