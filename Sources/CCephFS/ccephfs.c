@@ -90,3 +90,72 @@ int vd_mds_command(struct ceph_mount_info *c, const char *spec, const char **cmd
     return ceph_mds_command(c, spec, cmd, cmdlen, inbuf, inbuflen, outbuf, outbuflen, outs, outslen);
 }
 void vd_buffer_free(char *b) { ceph_buffer_free(b); }
+
+int vd_link(struct ceph_mount_info *c, const char *e, const char *n) { return ceph_link(c, e, n); }
+
+/* Low level. The statx flags are 0 (sync with the MDS), and lookups never
+   follow: ll_lookup returns the inode a name refers to, whatever its type. */
+#define VD_WANT CEPH_STATX_BASIC_STATS
+
+int vd_ll_walk(struct ceph_mount_info *c, const char *path, struct Inode **out, vd_stat *st) {
+    struct ceph_statx stx;
+    int r = ceph_ll_walk(c, path, out, &stx, VD_WANT, AT_SYMLINK_NOFOLLOW, ceph_mount_perms(c));
+    if (r == 0 && st) fill(st, &stx);
+    return r;
+}
+int vd_ll_lookup(struct ceph_mount_info *c, struct Inode *p, const char *n, struct Inode **out, vd_stat *st) {
+    struct ceph_statx stx;
+    int r = ceph_ll_lookup(c, p, n, out, &stx, VD_WANT, 0, ceph_mount_perms(c));
+    if (r == 0 && st) fill(st, &stx);
+    return r;
+}
+int vd_ll_put(struct ceph_mount_info *c, struct Inode *in) { return ceph_ll_put(c, in); }
+int vd_ll_getattr(struct ceph_mount_info *c, struct Inode *in, vd_stat *st) {
+    struct ceph_statx stx;
+    int r = ceph_ll_getattr(c, in, &stx, VD_WANT, 0, ceph_mount_perms(c));
+    if (r == 0) fill(st, &stx);
+    return r;
+}
+int vd_ll_setattr(struct ceph_mount_info *c, struct Inode *in, int mask, uint32_t mode, uint32_t uid, uint32_t gid) {
+    struct ceph_statx stx;
+    memset(&stx, 0, sizeof stx);
+    int m = 0;
+    if (mask & 1) { stx.stx_mode = (uint16_t)mode; m |= CEPH_SETATTR_MODE; }
+    if (mask & 2) { stx.stx_uid = uid; m |= CEPH_SETATTR_UID; }
+    if (mask & 4) { stx.stx_gid = gid; m |= CEPH_SETATTR_GID; }
+    return ceph_ll_setattr(c, in, &stx, m, ceph_mount_perms(c));
+}
+int vd_ll_mkdir(struct ceph_mount_info *c, struct Inode *p, const char *n, uint32_t mode, struct Inode **out, vd_stat *st) {
+    struct ceph_statx stx;
+    int r = ceph_ll_mkdir(c, p, n, (mode_t)mode, out, &stx, VD_WANT, 0, ceph_mount_perms(c));
+    if (r == 0 && st) fill(st, &stx);
+    return r;
+}
+int vd_ll_create(struct ceph_mount_info *c, struct Inode *p, const char *n, uint32_t mode, int flags,
+                 struct Inode **out, struct Fh **fh, vd_stat *st) {
+    struct ceph_statx stx;
+    int r = ceph_ll_create(c, p, n, (mode_t)mode, flags, out, fh, &stx, VD_WANT, 0, ceph_mount_perms(c));
+    if (r == 0 && st) fill(st, &stx);
+    return r;
+}
+int vd_ll_symlink(struct ceph_mount_info *c, struct Inode *p, const char *n, const char *t, struct Inode **out, vd_stat *st) {
+    struct ceph_statx stx;
+    int r = ceph_ll_symlink(c, p, n, t, out, &stx, VD_WANT, 0, ceph_mount_perms(c));
+    if (r == 0 && st) fill(st, &stx);
+    return r;
+}
+int vd_ll_readlink(struct ceph_mount_info *c, struct Inode *in, char *b, size_t s) {
+    return ceph_ll_readlink(c, in, b, s, ceph_mount_perms(c));
+}
+int vd_ll_unlink(struct ceph_mount_info *c, struct Inode *p, const char *n) { return ceph_ll_unlink(c, p, n, ceph_mount_perms(c)); }
+int vd_ll_rmdir(struct ceph_mount_info *c, struct Inode *p, const char *n) { return ceph_ll_rmdir(c, p, n, ceph_mount_perms(c)); }
+int vd_ll_opendir(struct ceph_mount_info *c, struct Inode *in, struct ceph_dir_result **d) {
+    return ceph_ll_opendir(c, in, d, ceph_mount_perms(c));
+}
+int vd_ll_open(struct ceph_mount_info *c, struct Inode *in, int flags, struct Fh **fh) {
+    return ceph_ll_open(c, in, flags, fh, ceph_mount_perms(c));
+}
+int vd_ll_read(struct ceph_mount_info *c, struct Fh *fh, int64_t o, uint64_t s, char *b) { return ceph_ll_read(c, fh, o, s, b); }
+int vd_ll_write(struct ceph_mount_info *c, struct Fh *fh, int64_t o, uint64_t s, const char *b) { return ceph_ll_write(c, fh, o, s, b); }
+int vd_ll_fsync(struct ceph_mount_info *c, struct Fh *fh, int d) { return ceph_ll_fsync(c, fh, d); }
+int vd_ll_close(struct ceph_mount_info *c, struct Fh *fh) { return ceph_ll_close(c, fh); }

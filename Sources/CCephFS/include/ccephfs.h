@@ -13,6 +13,8 @@
 
 struct ceph_mount_info;
 struct ceph_dir_result;
+struct Inode;
+struct Fh;
 
 typedef struct vd_stat {
     uint64_t ino;
@@ -71,5 +73,32 @@ int vd_mds_command(struct ceph_mount_info *cmount, const char *mds_spec, const c
                    const char *inbuf, size_t inbuflen, char **outbuf, size_t *outbuflen,
                    char **outs, size_t *outslen);
 void vd_buffer_free(char *buf);
+
+int vd_link(struct ceph_mount_info *cmount, const char *existing, const char *newname);
+
+/* Inode-based (ceph_ll_*) calls, with the mount's own credentials. Names are
+   single components resolved in a parent inode; nothing is followed. Every
+   struct Inode returned holds a reference that vd_ll_put drops; every struct Fh
+   is closed by vd_ll_close. A vd_stat, where given, is filled on success. */
+int vd_ll_walk(struct ceph_mount_info *cmount, const char *path, struct Inode **out, vd_stat *st);
+int vd_ll_lookup(struct ceph_mount_info *cmount, struct Inode *parent, const char *name, struct Inode **out, vd_stat *st);
+int vd_ll_put(struct ceph_mount_info *cmount, struct Inode *in);
+int vd_ll_getattr(struct ceph_mount_info *cmount, struct Inode *in, vd_stat *st);
+// mask: 1 mode, 2 uid, 4 gid (CEPH_SETATTR_MODE/UID/GID).
+int vd_ll_setattr(struct ceph_mount_info *cmount, struct Inode *in, int mask, uint32_t mode, uint32_t uid, uint32_t gid);
+int vd_ll_mkdir(struct ceph_mount_info *cmount, struct Inode *parent, const char *name, uint32_t mode, struct Inode **out, vd_stat *st);
+int vd_ll_create(struct ceph_mount_info *cmount, struct Inode *parent, const char *name, uint32_t mode, int flags,
+                 struct Inode **out, struct Fh **fh, vd_stat *st);
+int vd_ll_symlink(struct ceph_mount_info *cmount, struct Inode *parent, const char *name, const char *target,
+                  struct Inode **out, vd_stat *st);
+int vd_ll_readlink(struct ceph_mount_info *cmount, struct Inode *in, char *buf, size_t size);
+int vd_ll_unlink(struct ceph_mount_info *cmount, struct Inode *parent, const char *name);
+int vd_ll_rmdir(struct ceph_mount_info *cmount, struct Inode *parent, const char *name);
+int vd_ll_opendir(struct ceph_mount_info *cmount, struct Inode *in, struct ceph_dir_result **dirp);
+int vd_ll_open(struct ceph_mount_info *cmount, struct Inode *in, int flags, struct Fh **fh);
+int vd_ll_read(struct ceph_mount_info *cmount, struct Fh *fh, int64_t offset, uint64_t size, char *buf);
+int vd_ll_write(struct ceph_mount_info *cmount, struct Fh *fh, int64_t offset, uint64_t size, const char *buf);
+int vd_ll_fsync(struct ceph_mount_info *cmount, struct Fh *fh, int dataonly);
+int vd_ll_close(struct ceph_mount_info *cmount, struct Fh *fh);
 
 #endif
