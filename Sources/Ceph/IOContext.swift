@@ -92,7 +92,8 @@ public final class IOContext: @unchecked Sendable {
     /// and reads up to `chunkSize` bytes at once, so a small object costs one
     /// round trip. A larger one is read in further chunks, each asserting
     /// the version the first saw; if the object changed in between, the read
-    /// starts over, so the bytes always belong to the version returned.
+    /// starts over with one operation sized to the whole object, so the
+    /// bytes always belong to the version returned.
     public func readWithVersion(
         _ object: String, maxLength: Int, chunkSize: Int = 4 << 20
     ) throws(CephError) -> (data: [UInt8], version: UInt64) {
@@ -100,24 +101,26 @@ public final class IOContext: @unchecked Sendable {
         return try run("read") { io throws(CephError) in
             let target = "\(pool)/\(object)"
             let chunk = max(1, chunkSize)
+            var firstLength = min(maxLength, chunk, 64 * 1024)
             for _ in 0..<16 {
                 // Stat and the first bytes in one operation, so they agree.
                 var size: UInt64 = 0
-                var first = [UInt8](repeating: 0, count: min(maxLength, chunk, 64 * 1024))
                 var failure: CephError?
-                let firstRead = first.withUnsafeMutableBytes { b -> Int in
+                var first = [UInt8](unsafeUninitializedCapacity: firstLength) { b, count in
                     do throws(CephError) {
-                        return try readOp(io, object, target, version: nil, offset: 0, into: b, size: &size)
+                        count = try readOp(
+                            io, object, target, version: nil, offset: 0, into: UnsafeMutableRawBufferPointer(b), size: &size)
                     } catch {
                         failure = error
-                        return 0
+                        count = 0
                     }
                 }
                 if let failure { throw failure }
+                let firstRead = first.count
                 let version = rados_get_last_version(io)
                 let total = Int(min(size, UInt64(maxLength)))
                 if total <= firstRead {
-                    first.removeSubrange(min(firstRead, total)...)
+                    first.removeSubrange(total...)
                     return (first, version)
                 }
                 // The rest straight into a buffer of the object's size, never zero-filled.
@@ -145,6 +148,9 @@ public final class IOContext: @unchecked Sendable {
                 }
                 if let failure { throw failure }
                 if !changed { return (data, version) }
+                // Written while read in chunks (a busy writer could do that
+                // every time): next time read it whole, in the first operation.
+                firstLength = min(maxLength, total + total / 4 + 64 * 1024)
             }
             throw CephError(errno: .EAGAIN, operation: "read", target: target, detail: "the object kept changing while it was read")
         }
