@@ -34,7 +34,7 @@ public struct LineFramer: Sendable {
         // the limit would otherwise hold twice its size.
         let needed = buffer.count + bytes.count
         if needed > buffer.capacity {
-            buffer.reserveCapacity(max(needed, min(buffer.capacity * 2, maxLineLength + 2)))
+            buffer.reserveCapacity(max(needed, min(buffer.capacity * 2, min(maxLineLength, Int.max / 4) + 2)))
         }
         buffer.append(contentsOf: bytes)
         var events: [Event] = []
@@ -56,7 +56,10 @@ public struct LineFramer: Sendable {
             i += 1
         }
         if lineStart > 0 {
-            if buffer.capacity > 64 * 1024, buffer.count - lineStart < buffer.capacity / 4 {
+            // What a connection holds between lines counts against the server's budget.
+            if lineStart == buffer.count {
+                buffer.removeAll()
+            } else if buffer.capacity > 64 * 1024, buffer.count - lineStart < buffer.capacity / 4 {
                 buffer = Array(buffer[lineStart...])  // give back what a long line took
             } else {
                 buffer.removeSubrange(0..<lineStart)
