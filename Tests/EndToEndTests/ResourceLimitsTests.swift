@@ -197,17 +197,23 @@ struct ResourceLimitsTests {
         print(json.dumps({"a": a, "b": b}))
         """#
 
-    @Test func onePeerCannotTakeEveryConnection() throws {
-        let d = try DaemonProcess(extraArguments: ["--socket-group", "60000", "--max-connections", "8"])
+    /// Peer A's replies and peer B's, with A trying `attempts` connections.
+    func twoPeers(_ d: DaemonProcess, attempts: Int) throws -> (a: [String], b: [String]) {
         let script = NSTemporaryDirectory() + "two-peers-\(UUID().uuidString.prefix(8)).py"
         try Self.twoPeers.write(toFile: script, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: script) }
-        let r = try runProcess("/usr/bin/python3", [script, d.socketPath, "8"], timeout: 120)
+        let r = try runProcess("/usr/bin/python3", [script, d.socketPath, "\(attempts)"], timeout: 120)
         #expect(r.status == 0, "\(r.stderr)")
         let out = try JSONValue.parse(Array(r.stdout.utf8))
         let a = (out["a"]?.arrayValue ?? []).compactMap(\.stringValue)
         let b = (out["b"]?.arrayValue ?? []).compactMap(\.stringValue)
         print("peer A: \(a.filter { $0.contains("pong") }.count) served, \(a.filter { $0.contains("-32002") }.count) refused; peer B: \(b)")
+        return (a, b)
+    }
+
+    @Test func onePeerCannotTakeEveryConnection() throws {
+        let d = try DaemonProcess(extraArguments: ["--socket-group", "60000", "--max-connections", "8"])
+        let (a, b) = try twoPeers(d, attempts: 8)
         // Half of the 8 slots by default; the rest of A's attempts are refused.
         #expect(a.filter { $0.contains("pong") }.count == 4, "\(a)")
         #expect(a.filter { $0.contains("-32002") }.count == 4, "\(a)")
@@ -215,6 +221,28 @@ struct ResourceLimitsTests {
         // Root is not limited per peer.
         let root = try (0..<6).map { _ in try LineClient(path: d.socketPath) }
         for c in root { #expect(try c.request(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).contains("pong")) }
+    }
+
+    @Test func perPeerLimitIsConfigurable() throws {
+        let d = try DaemonProcess(extraArguments: [
+            "--socket-group", "60000", "--max-connections", "8", "--max-connections-per-peer", "2",
+        ])
+        let (a, b) = try twoPeers(d, attempts: 5)
+        #expect(a.filter { $0.contains("pong") }.count == 2, "\(a)")
+        #expect(a.filter { $0.contains("too many connections from uid 60001") }.count == 3, "\(a)")
+        #expect(b.count == 1 && b[0].contains("pong"), "\(b)")
+    }
+
+    @Test func limitOptionsAreChecked() throws {
+        let base = DaemonProcess.standardArguments(socket: NSTemporaryDirectory() + "unused-\(UUID().uuidString.prefix(8)).sock")
+        for (extra, message) in [
+            (["--line-buffer-budget", "1000"], "line_buffer_budget"),
+            (["--max-connections-per-peer", "0"], "max_connections_per_peer"),
+        ] {
+            let r = try runProcess(BuiltProducts.path("cephfs-volumed"), base + extra, timeout: 60)
+            #expect(r.status != 0, "\(extra)")
+            #expect(r.stderr.contains(message), "\(extra): \(r.stderr)")
+        }
     }
 
     // MARK: Descriptor exhaustion (item 14)
