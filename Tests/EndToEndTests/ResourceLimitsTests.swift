@@ -250,9 +250,10 @@ struct ResourceLimitsTests {
     @Test func descriptorExhaustionBacksOffInsteadOfSpinning() throws {
         let d = try DaemonProcess()
         let pid = d.process.processIdentifier
+        // 64 as in the report, or room for about 30 peers if the daemon already holds more.
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
-        try #require(fds < 48, "the daemon already has \(fds) descriptors open")
-        let limit = try runProcess("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=64:64"])
+        let nofile = max(64, fds + 30)
+        let limit = try runProcess("/usr/bin/prlimit", ["--pid", "\(pid)", "--nofile=\(nofile):\(nofile)"])
         try #require(limit.status == 0, "\(limit.stderr)")
         var clients: [LineClient] = []
         for _ in 0..<200 { clients.append(try LineClient(path: d.socketPath, receiveTimeout: 5)) }
@@ -262,7 +263,8 @@ struct ResourceLimitsTests {
         sleep(5)
         let cpu = Double(try cpuTicks(pid) - cpuBefore) / Double(sysconf(Int32(_SC_CLK_TCK))) / 5
         let logged = d.log().split(separator: "\n").count - linesBefore
-        print("200 peers at RLIMIT_NOFILE 64: \(Int(cpu * 100))% of a CPU, \(logged) log lines in 5 s")
+        print("200 peers at RLIMIT_NOFILE \(nofile): \(Int(cpu * 100))% of a CPU, \(logged) log lines in 5 s")
+        #expect(d.log().contains("Too many open files"), "the daemon did run out of descriptors")
         #expect(cpu < 0.3)
         #expect(logged < 100)
 
