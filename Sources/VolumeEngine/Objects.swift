@@ -9,9 +9,13 @@ extension VolumeEngine {
         return mib * 1024 * 1024
     }
 
-    static func checkObjectNames(pool: String, object: String) throws {
+    /// Runs before any librados call: librados takes C strings, so a name
+    /// with NUL would stand for its prefix (`victim\0evil` is `victim`).
+    public static func checkObjectNames(pool: String, object: String) throws(InvalidIdentifier) {
         if pool.isEmpty { throw InvalidIdentifier(field: "pool_name", reason: "must not be empty") }
         if object.isEmpty { throw InvalidIdentifier(field: "object_name", reason: "must not be empty") }
+        if pool.utf8.contains(0) { throw InvalidIdentifier(field: "pool_name", reason: "must not contain NUL") }
+        if object.utf8.contains(0) { throw InvalidIdentifier(field: "object_name", reason: "must not contain NUL") }
     }
 
     public func putObject(pool: String, object: String, data: [UInt8]) throws {

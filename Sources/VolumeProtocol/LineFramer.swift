@@ -21,11 +21,21 @@ public struct LineFramer: Sendable {
     /// Bytes held for an incomplete line.
     public var pendingByteCount: Int { buffer.count }
 
+    /// Memory held for an incomplete line: the buffer's capacity, which is
+    /// what a budget on buffered bytes must count.
+    public var reservedByteCount: Int { buffer.capacity }
+
     /// Appends bytes and returns the events they complete, in order.
     public mutating func feed(_ bytes: some Collection<UInt8>) -> [Event] {
         if overflowed { return [] }
         // Nothing carried over: take lines straight from the input.
         if buffer.isEmpty, let events = bytes.withContiguousStorageIfAvailable({ feedDirect($0) }) { return events }
+        // Doubling, but never past what the longest line needs: a line near
+        // the limit would otherwise hold twice its size.
+        let needed = buffer.count + bytes.count
+        if needed > buffer.capacity {
+            buffer.reserveCapacity(max(needed, min(buffer.capacity * 2, min(maxLineLength, Int.max / 4) + 2)))
+        }
         buffer.append(contentsOf: bytes)
         var events: [Event] = []
         var lineStart = 0
@@ -45,7 +55,16 @@ public struct LineFramer: Sendable {
             }
             i += 1
         }
-        if lineStart > 0 { buffer.removeSubrange(0..<lineStart) }
+        if lineStart > 0 {
+            // What a connection holds between lines counts against the server's budget.
+            if lineStart == buffer.count {
+                buffer.removeAll()
+            } else if buffer.capacity > 64 * 1024, buffer.count - lineStart < buffer.capacity / 4 {
+                buffer = Array(buffer[lineStart...])  // give back what a long line took
+            } else {
+                buffer.removeSubrange(0..<lineStart)
+            }
+        }
         scanned = buffer.count
         if buffer.count > maxLineLength + 1 {
             overflowed = true

@@ -55,6 +55,10 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     /// Replies produced while a read is handled, sent together afterwards.
     private var batch: [UInt8] = []
     private var handling = false
+    /// Reading stopped because unsent replies passed `maxUnsentReplyBytes`.
+    private var outputBackedUp = false
+    /// Bytes of the framer's buffer counted in `stats.bufferedLineBytes`.
+    private var chargedLineBytes = 0
 
     private struct Output {
         var pending: [UInt8] = []
@@ -192,12 +196,49 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
             // The peer half-closed: answer what it sent, then close.
             peerClosedInput = true
             pauseReading()
-            if let rest = framer.finish() { take([rest]) }
+            let rest = framer.finish()
+            _ = chargeLineBuffer()  // finish() empties the buffer: a release, never refused
+            if let rest { take([rest]) }
             closeIfDone()
             return false
         }
-        take(framer.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n])))
+        let events = framer.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        if chargeLineBuffer() {
+            take(events)
+        } else {
+            // Over the global budget: drop this partial line, answer the
+            // complete ones before it, refuse, and close.
+            framer = LineFramer(maxLineLength: limits.maxLineLength)
+            _ = chargeLineBuffer()
+            take(events)
+            if state == .running || state == .draining {
+                startPendingLines(ignoringLimit: true)
+                logger.notice("connection \(id): partial lines of all peers exceed \(limits.lineBufferBudget) bytes, closing")
+                write(RPCDispatcher.encode(RPCResponse(
+                    id: .null,
+                    error: RPCError(code: .limitExceeded, message: "server is buffering too many partial lines; try again later"))))
+                beginClosing()
+            }
+        }
         return state == .running || state == .draining
+    }
+
+    /// Brings this connection's share of the global partial-line budget up
+    /// to date; false when it grew and the total is over the budget while
+    /// other connections hold bytes too (one line alone is always let
+    /// through, up to `maxLineLength`).
+    private func chargeLineBuffer() -> Bool {
+        let now = framer.reservedByteCount
+        let delta = now - chargedLineBytes
+        if delta == 0 { return true }
+        chargedLineBytes = now
+        let total = dispatcher.stats.bufferedLineBytes.add(delta, ordering: .relaxed).newValue
+        return delta < 0 || total <= limits.lineBufferBudget || total - now <= 0
+    }
+
+    /// Unsent reply bytes, those being gathered included.
+    private var unsentReplyBytes: Int {
+        batch.count + output.withLock { $0.pending.count - $0.offset }
     }
 
     private func take(_ events: [LineFramer.Event]) {
@@ -221,10 +262,16 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     /// Starts waiting lines while the in-flight limit allows; pauses reading otherwise.
     private func startPendingLines(ignoringLimit: Bool = false) {
         handling = true
-        while pendingHead < pendingLines.count, ignoringLimit || inFlight < limits.maxInFlightPerConnection {
+        // A peer that sends without reading would make us queue replies
+        // without bound: stop starting its requests while too many wait.
+        outputBackedUp = unsentReplyBytes >= limits.maxUnsentReplyBytes
+        while pendingHead < pendingLines.count,
+            ignoringLimit || (inFlight < limits.maxInFlightPerConnection && !outputBackedUp)
+        {
             let line = pendingLines[pendingHead]
             pendingHead += 1
             process(line: line)
+            if batch.count >= limits.maxUnsentReplyBytes { outputBackedUp = unsentReplyBytes >= limits.maxUnsentReplyBytes }
         }
         handling = false
         if pendingHead == pendingLines.count {
@@ -236,7 +283,8 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
             batch.removeAll(keepingCapacity: batch.count <= 64 * 1024)
             loop.armBusyPoll(for: self)
         }
-        if pendingHead < pendingLines.count || inFlight >= limits.maxInFlightPerConnection {
+        if !outputBackedUp { outputBackedUp = unsentReplyBytes >= limits.maxUnsentReplyBytes }
+        if pendingHead < pendingLines.count || inFlight >= limits.maxInFlightPerConnection || outputBackedUp {
             pauseReading()
         } else if state == .running, !peerClosedInput {
             resumeReading()
@@ -357,6 +405,13 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
             watchWrites(false)
             if state == .closing, lingerDeadline == nil { shutDownOurSide() }
         }
+        // The peer took some replies: start what waits and read again.
+        if outputBackedUp, state == .running || state == .draining,
+            unsentReplyBytes < limits.maxUnsentReplyBytes
+        {
+            startPendingLines()
+            closeIfDone()
+        }
     }
 
     // MARK: Closing (loop thread)
@@ -413,6 +468,8 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
         }
         pendingLines = []
         pendingHead = 0
+        framer = LineFramer(maxLineLength: limits.maxLineLength)
+        _ = chargeLineBuffer()
         onClose(self)
     }
 }

@@ -141,7 +141,12 @@ enum UnixSocket {
             let fd = accept(listenFD, nil, nil)
             if fd >= 0 {
                 _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-                try setNonBlocking(fd)
+                do {
+                    try setNonBlocking(fd)
+                } catch {
+                    Glibc.close(fd)
+                    throw error
+                }
                 return fd
             }
             switch errno {

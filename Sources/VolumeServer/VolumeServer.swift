@@ -14,7 +14,17 @@ import Darwin
 public struct ServerLimits: Sendable {
     public var maxLineLength = 16 * 1024 * 1024
     public var maxConnections = 1024
+    /// Connections one peer uid may hold; nil means half of `maxConnections`.
+    /// Root is not limited, so an administrator can always get in.
+    public var maxConnectionsPerPeer: Int?
     public var maxInFlightPerConnection = 128
+    /// Unsent reply bytes at which a connection's requests stop being read,
+    /// until the peer reads its replies (a pipelining peer that never reads).
+    public var maxUnsentReplyBytes = 1 << 20
+    /// Bytes all connections together may hold for incomplete lines. A
+    /// connection that grows its partial line past it (while others hold
+    /// some too) gets -32002 and is closed.
+    public var lineBufferBudget = 128 << 20
     /// Seconds without a request before an idle connection is closed; 0 disables.
     public var idleTimeout: Double = 600
     /// Seconds a peer may leave its replies unread before it is disconnected.
@@ -23,6 +33,9 @@ public struct ServerLimits: Sendable {
     /// itself, instead of sleeping (see `EventLoop.armBusyPoll`); 0 disables.
     public var busyPollMicroseconds = 50
     public init() {}
+
+    /// `maxConnectionsPerPeer`, or its default.
+    public var effectiveMaxConnectionsPerPeer: Int { maxConnectionsPerPeer ?? max(1, maxConnections / 2) }
 }
 
 /// Where to listen and whom to let in.
@@ -46,6 +59,8 @@ public struct ServerConfiguration: Sendable {
 public final class VolumeServer: @unchecked Sendable {  // all state is in `state` or immutable
     private struct State {
         var connections: [UInt64: Connection] = [:]
+        /// Open connections by peer uid, root's not counted.
+        var perPeer: [UInt32: Int] = [:]
         var nextID: UInt64 = 1
         var accepting = true
         var shutDown = false
@@ -63,6 +78,10 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
     private let state = Mutex(State())
     private let effectiveGroup: gid_t
     private let loops: EventLoopGroup
+    /// Accepting is paused after EMFILE/ENFILE (acceptQueue only).
+    private var acceptPaused = false
+    private let acceptErrorLog = Mutex(LogRateLimiter(intervalSeconds: 10))
+    private let refusalLog = Mutex(LogRateLimiter(intervalSeconds: 1))
 
     /// Binds the socket (or adopts a systemd-passed one) and starts accepting.
     public init(config: ServerConfiguration, dispatcher: RPCDispatcher, logger: Logger) throws(SocketError) {
@@ -87,7 +106,7 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
             throw error
         }
         acceptSource = DispatchSource.makeReadSource(fileDescriptor: listenFD, queue: acceptQueue)
-        acceptSource.setEventHandler { [self] in acceptPending() }
+        acceptSource.setEventHandler { [self] in acceptPending(fromSource: true) }
         acceptSource.resume()
     }
 
@@ -96,13 +115,28 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
     /// The socket path, or a note that systemd passed the socket.
     public var listeningOn: String { socketActivated ? "a socket passed by systemd" : config.socketPath }
 
-    private func acceptPending() {
+    private func acceptPending(fromSource: Bool = false) {
         while true {
             do {
                 guard let fd = try UnixSocket.acceptPeer(listenFD) else { return }
                 admit(fd)
             } catch {
-                logger.warning("\(error)")
+                // The peer gave up while queued: nothing is wrong with us.
+                if error.errno == ECONNABORTED { continue }
+                if let dropped = acceptErrorLog.withLock({ $0.admit() }) {
+                    logger.warning("\(error)\(dropped > 0 ? " (\(dropped) more since the last report)" : ""); pausing accepts for 100 ms")
+                }
+                // The peer stays queued, so the source fires again at once:
+                // without a pause, out of descriptors (EMFILE, ENFILE) or
+                // memory the loop would spin and log without end.
+                if fromSource, !acceptPaused {
+                    acceptPaused = true
+                    acceptSource.suspend()
+                    acceptQueue.asyncAfter(deadline: .now() + 0.1) { [self] in
+                        acceptPaused = false
+                        acceptSource.resume()
+                    }
+                }
                 return
             }
         }
@@ -123,6 +157,13 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
             if s.connections.count >= config.limits.maxConnections {
                 return (conn, RPCError(code: .limitExceeded, message: "too many connections"))
             }
+            // One peer must not take every slot, so others are still served.
+            if let uid = peer?.uid, uid != 0 {
+                if s.perPeer[uid, default: 0] >= config.limits.effectiveMaxConnectionsPerPeer {
+                    return (conn, RPCError(code: .limitExceeded, message: "too many connections from uid \(uid)"))
+                }
+                s.perPeer[uid, default: 0] += 1
+            }
             s.connections[id] = conn
             dispatcher.stats.connections.add(1, ordering: .relaxed)
             return (conn, nil)
@@ -132,7 +173,10 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
             return
         }
         if let refusal {
-            logger.notice("refusing connection from \(peer?.description ?? "unknown peer"): \(refusal.message)")
+            if let dropped = refusalLog.withLock({ $0.admit() }) {
+                logger.notice(
+                    "refusing connection from \(peer?.description ?? "unknown peer"): \(refusal.message)\(dropped > 0 ? " (\(dropped) more refused since the last report)" : "")")
+            }
             conn.refuse(refusal)
         } else {
             conn.start()
@@ -154,6 +198,9 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
         let drained: (@Sendable () -> Void)? = state.withLock { s in
             if s.connections.removeValue(forKey: c.id) != nil {
                 dispatcher.stats.connections.subtract(1, ordering: .relaxed)
+                if let uid = c.peer?.uid, uid != 0, let n = s.perPeer[uid] {
+                    s.perPeer[uid] = n > 1 ? n - 1 : nil
+                }
             }
             if !s.accepting, s.connections.isEmpty, let d = s.drained {
                 s.drained = nil

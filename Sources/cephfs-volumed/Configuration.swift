@@ -19,6 +19,9 @@ struct Configuration {
     var allowGIDs: [UInt32] = []
     var maxLineLength = 16 * 1024 * 1024
     var maxConnections = 1024
+    /// nil: half of maxConnections.
+    var maxConnectionsPerPeer: Int?
+    var lineBufferBudget = 128 * 1024 * 1024
     var maxInFlight = 128
     var idleTimeout = 600.0
     var slowWriterTimeout = 30.0
@@ -31,7 +34,8 @@ struct Configuration {
     /// The config file keys, in the order the default file lists them.
     static let keys = [
         "socket", "conf", "id", "cluster", "fs_name", "volume_prefix", "namespace_prefix", "instance",
-        "socket_group", "allow_uids", "allow_gids", "max_line_length", "max_connections", "max_in_flight",
+        "socket_group", "allow_uids", "allow_gids", "max_line_length", "max_connections", "max_connections_per_peer",
+        "line_buffer_budget", "max_in_flight",
         "idle_timeout", "slow_writer_timeout", "request_timeout", "drain_timeout", "cluster_timeout", "busy_poll_us",
         "log_level",
     ]
@@ -92,6 +96,8 @@ struct Configuration {
             case "allow_gids": c.allowGIDs = try ids()
             case "max_line_length": c.maxLineLength = try int()
             case "max_connections": c.maxConnections = try int()
+            case "max_connections_per_peer": c.maxConnectionsPerPeer = try int()
+            case "line_buffer_budget": c.lineBufferBudget = try int()
             case "max_in_flight": c.maxInFlight = try int()
             case "idle_timeout": c.idleTimeout = try seconds()
             case "slow_writer_timeout": c.slowWriterTimeout = try seconds()

@@ -60,6 +60,16 @@ struct Daemon: ParsableCommand {
     @Option(name: .customLong("max-connections"), help: "Most concurrent connections [max_connections] (default: 1024).")
     var maxConnections: Int?
 
+    @Option(
+        name: .customLong("max-connections-per-peer"),
+        help: "Most concurrent connections of one peer uid; root is not limited [max_connections_per_peer] (default: the larger of 1 and max_connections / 2).")
+    var maxConnectionsPerPeer: Int?
+
+    @Option(
+        name: .customLong("line-buffer-budget"),
+        help: "Bytes all connections together may hold for incomplete request lines [line_buffer_budget] (default: 134217728).")
+    var lineBufferBudget: Int?
+
     @Option(name: .customLong("max-in-flight"), help: "Most requests in progress per connection before reading pauses [max_in_flight] (default: 128).")
     var maxInFlight: Int?
 
@@ -102,6 +112,8 @@ struct Daemon: ParsableCommand {
         if !allowGIDs.isEmpty { c.allowGIDs = allowGIDs }
         if let v = maxLineLength { c.maxLineLength = v }
         if let v = maxConnections { c.maxConnections = v }
+        if let v = maxConnectionsPerPeer { c.maxConnectionsPerPeer = v }
+        if let v = lineBufferBudget { c.lineBufferBudget = v }
         if let v = maxInFlight { c.maxInFlight = v }
         if let v = idleTimeout { c.idleTimeout = v }
         if let v = slowWriterTimeout { c.slowWriterTimeout = v }
@@ -137,6 +149,10 @@ struct Daemon: ParsableCommand {
         guard c.maxLineLength > 0, c.maxConnections > 0, c.maxInFlight > 0 else {
             throw Fatal("max_line_length, max_connections and max_in_flight must be positive")
         }
+        if let v = c.maxConnectionsPerPeer, v <= 0 { throw Fatal("max_connections_per_peer must be positive") }
+        guard c.lineBufferBudget >= c.maxLineLength else {
+            throw Fatal("line_buffer_budget must be at least max_line_length, or no long line could ever be read")
+        }
         guard (0...10_000).contains(c.busyPoll) else {
             throw Fatal("busy_poll_us must be between 0 and 10000 microseconds")
         }
@@ -147,6 +163,8 @@ struct Daemon: ParsableCommand {
         serverConfig.allowedGIDs = Set(c.allowGIDs)
         serverConfig.limits.maxLineLength = c.maxLineLength
         serverConfig.limits.maxConnections = c.maxConnections
+        serverConfig.limits.maxConnectionsPerPeer = c.maxConnectionsPerPeer
+        serverConfig.limits.lineBufferBudget = c.lineBufferBudget
         serverConfig.limits.maxInFlightPerConnection = c.maxInFlight
         serverConfig.limits.idleTimeout = c.idleTimeout
         serverConfig.limits.slowWriterTimeout = c.slowWriterTimeout
