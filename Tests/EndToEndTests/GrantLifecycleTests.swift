@@ -1,0 +1,219 @@
+import Ceph
+import Foundation
+import JSONValue
+import Testing
+import TestSupport
+import VolumeClient
+import VolumeProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Grants across a volume's life (issue 12): deleting a volume revokes its
+/// grants, a tenant string never matches a missing tenant, and an entity the
+/// service did not create gets back exactly the caps it had.
+@Suite("grant lifecycle", .enabled(if: TestCluster.isAvailable, "needs the dev cluster"))
+struct GrantLifecycleTests {
+    static let volumed = Volumed()
+    var v: Volumed { Self.volumed }
+    var admin: ClusterAdmin { ClusterAdmin.shared }
+    let scratch = Scratch()
+
+    @discardableResult
+    func volume(_ vol: String) async throws -> String {
+        scratch.volume(nil, vol)
+        let r = try await v.call("create_volume", ["volume_path": vpath(nil, vol)])
+        return try #require(r["mount_path"]?.stringValue)
+    }
+
+    func authID(_ prefix: String) -> String {
+        let id = unique(prefix)
+        scratch.authID(id)
+        return id
+    }
+
+    /// Authorizes with a tenant and writes the keyring; returns the key.
+    @discardableResult
+    func authorize(_ vol: String, _ id: String, tenant: String = "t1", allowExisting: Bool = false) async throws -> String {
+        let r = try await v.call(
+            "authorize",
+            ["volume_path": vpath(nil, vol), "auth_id": .string(id), "tenant_id": .string(tenant), "allow_existing_id": .bool(allowExisting)])
+        let key = try #require(r["auth_key"]?.stringValue)
+        try GuestMount.writeKeyring(id: id, key: key)
+        return key
+    }
+
+    static func mds(_ path: String, _ level: String = "rw") -> String { "allow \(level) path=\(path)" }
+    static func osd(_ vol: String, _ level: String = "rw") -> String {
+        "allow \(level) pool=cephfs_data namespace=fsvolumens_\(vol)"
+    }
+
+    /// Mounts `root` as `id` and reads `file`; the errno of the first failing step, or nil when the read worked.
+    static func readAs(_ id: String, root: String, file: String) -> (errno: Errno?, bytes: [UInt8]) {
+        let guest: GuestMount
+        do {
+            guest = try GuestMount(id: id, root: root)
+        } catch let e as CephError {
+            return (e.errno, [])
+        } catch {
+            return (.EIO, [])
+        }
+        defer { guest.dispose() }
+        do {
+            let f = try guest.fs.open("/" + file, flags: O_RDONLY)
+            defer { f.close() }
+            return (nil, try f.readAll())
+        } catch {
+            return (error.errno, [])
+        }
+    }
+
+    // MARK: Item 2: grants do not outlive their volume
+
+    @Test func deleteRevokesGrantsSoAReusedNameIsNotReadable() async throws {
+        let vol = unique("reuse"), keep = unique("keep")
+        let path = try await volume(vol)
+        let keepPath = try await volume(keep)
+        let oldTenant = authID("oldt")
+        // Two volumes: the entity outlives the deleted one, so the old
+        // tenant can still authenticate and try the reused path.
+        try await authorize(vol, oldTenant, tenant: "old")
+        try await authorize(keep, oldTenant, tenant: "old")
+        #expect(Self.readAs(oldTenant, root: path, file: "missing").errno == .ENOENT, "the grant works before the delete")
+
+        try await v.call("delete_volume", ["volume_path": vpath(nil, vol)])
+        #expect(try admin.authGet(oldTenant)?.caps == ["mds": Self.mds(keepPath), "osd": Self.osd(keep), "mon": "allow r"],
+                "delete_volume revoked the deleted volume's grant and nothing else")
+        let meta = try admin.readJSON(VolumeLayout.authMeta(oldTenant))
+        #expect(meta["subvolumes"]?.objectValue?.keys.sorted() == ["None/\(keep)"])
+        try await v.call("purge_volume", ["volume_path": vpath(nil, vol)])
+
+        // A new owner gets the same name and writes a file.
+        #expect(try await volume(vol) == path)
+        #expect(try await v.call("get_authorized_ids", ["volume_path": vpath(nil, vol)]) == .null)
+        let newOwner = authID("newo")
+        try await authorize(vol, newOwner, tenant: "new")
+        let secret = Array("new owner's data".utf8)
+        try admin.writeFile(path + "/secret", secret)
+        #expect(Self.readAs(newOwner, root: path, file: "secret").bytes == secret)
+
+        let old = Self.readAs(oldTenant, root: path, file: "secret")
+        #expect(old.bytes.isEmpty, "the old tenant read the new owner's file")
+        #expect(old.errno == .EACCES || old.errno == .EPERM, "\(String(describing: old.errno))")
+        #expect(try await v.call("get_authorized_ids", ["volume_path": vpath(nil, vol)]) == [[.string(newOwner), "rw"]])
+    }
+
+    @Test func deleteRemovesAnEntityWhoseOnlyGrantWasTheVolume() async throws {
+        let vol = unique("only")
+        try await volume(vol)
+        let a = authID("onlya"), b = authID("onlyb")
+        try await authorize(vol, a)
+        try await authorize(vol, b, tenant: "t2")
+        try await v.call("delete_volume", ["volume_path": vpath(nil, vol)])
+        #expect(try admin.authGet(a) == nil)
+        #expect(try admin.authGet(b) == nil)
+        #expect(!admin.exists(VolumeLayout.authMeta(a)))
+        #expect(!admin.exists(VolumeLayout.authMeta(b)))
+        #expect(!admin.exists(VolumeLayout.volumeMeta(nil, vol)))
+        try await v.call("purge_volume", ["volume_path": vpath(nil, vol)])
+    }
+
+    /// A volume deleted as the v6 Python client does (rename to the trash,
+    /// unlink the volume metadata, grants left in place), then made again.
+    @Test func createRevokesGrantsLeftByAV6Delete() async throws {
+        let vol = unique("v6del"), keep = unique("v6keep")
+        let path = try await volume(vol)
+        let keepPath = try await volume(keep)
+        let old = authID("v6old")
+        try await authorize(vol, old, tenant: "old")
+        try await authorize(keep, old, tenant: "old")
+        _ = try? admin.fs.mkdir(VolumeLayout.prefix + "/_deleting", mode: 0o755)
+        try admin.fs.rename(path, to: VolumeLayout.trashPath(vol))
+        try admin.fs.unlink(VolumeLayout.volumeMeta(nil, vol))
+        #expect(try admin.authGet(old)?.tokens("mds").contains(Self.mds(path)) == true, "the v6 delete left the grant")
+
+        try await volume(vol)
+        #expect(try admin.authGet(old)?.caps == ["mds": Self.mds(keepPath), "osd": Self.osd(keep), "mon": "allow r"],
+                "create_volume revoked the leftover grant")
+        let meta = try admin.readJSON(VolumeLayout.authMeta(old))
+        #expect(meta["subvolumes"]?.objectValue?.keys.sorted() == ["None/\(keep)"])
+        try admin.writeFile(path + "/secret", Array("x".utf8))
+        let r = Self.readAs(old, root: path, file: "secret")
+        #expect(r.errno == .EACCES || r.errno == .EPERM, "\(String(describing: r.errno))")
+        try await v.call("delete_volume", ["volume_path": vpath(nil, vol)])
+        try await v.call("purge_volume", ["volume_path": vpath(nil, vol)])
+    }
+
+    // MARK: Item 4: "None" is not a missing tenant
+
+    @Test func theStringNoneDoesNotMatchAMissingTenant() async throws {
+        let vol = unique("nonet")
+        try await volume(vol)
+        let id = authID("untenanted")
+        #expect(try await v.call("authorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id)]) == ["auth_key": .null])
+        let meta = try admin.readJSON(VolumeLayout.authMeta(id))
+        #expect(meta["tenant_id"] == .null, "v6 stores a missing tenant as null")
+        let before = try admin.authGet(id)
+
+        let e = try #require(await v.error(
+            "authorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id), "tenant_id": "None"]))
+        #expect(e.code == .engineError)
+        #expect(e.engineType == .volumeClientError)
+        #expect(e.message == "auth ID: \(id) is already in use")
+        #expect(try admin.authGet(id) == before)
+
+        // And the other way round: an ID of tenant "None" is not untenanted.
+        let named = authID("namednone")
+        try await authorize(vol, named, tenant: "None")
+        #expect(await v.error("authorize", ["volume_path": vpath(nil, vol), "auth_id": .string(named)]) != nil)
+        try await v.call("deauthorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id)])
+        try await v.call("deauthorize", ["volume_path": vpath(nil, vol), "auth_id": .string(named)])
+    }
+
+    // MARK: Item 5: entities the service did not create
+
+    @Test(arguments: ["mon-only", "volume-caps", "other-caps"])
+    func deauthorizeRestoresAnExistingEntity(_ kind: String) async throws {
+        let vol = unique("exist"), other = unique("exo")
+        let path = try await volume(vol)
+        let otherPath = try await volume(other)
+        let id = authID("exist")
+        let caps: [String: String] = switch kind {
+        case "mon-only": ["mon": "allow r"]
+        case "volume-caps": ["mds": Self.mds(path), "osd": Self.osd(vol), "mon": "allow r"]
+        default: ["mds": "allow r path=/elsewhere", "osd": "allow r pool=cephfs_data namespace=elsewhere", "mon": "allow r"]
+        }
+        try admin.authCreate(id, caps: caps)
+        let before = try #require(try admin.authGet(id))
+
+        #expect(try await authorize(vol, id, allowExisting: true) == before.key)
+        // A second volume and a level change on the first, then both go.
+        try await authorize(other, id)
+        _ = try await v.call(
+            "authorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id), "tenant_id": "t1", "readonly": true])
+        try await v.call("deauthorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id)])
+        let mid = try #require(try admin.authGet(id), "a pre-existing entity is never deleted")
+        #expect(mid.tokens("mds").contains(Self.mds(otherPath)))
+        for token in before.tokens("mds") where !token.isEmpty {
+            #expect(mid.tokens("mds").contains(token), "its own grant \(token) stays")
+        }
+        try await v.call("deauthorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id)])
+        try await v.call("deauthorize", ["volume_path": vpath(nil, other), "auth_id": .string(id)])
+        let after = try #require(try admin.authGet(id), "a pre-existing entity is never deleted")
+        #expect(after == before, "exactly the caps (and key) it had before")
+        #expect(!admin.exists(VolumeLayout.authMeta(id)))
+    }
+
+    @Test func deleteVolumeRestoresAnExistingEntity() async throws {
+        let vol = unique("exdel")
+        let path = try await volume(vol)
+        let id = authID("exdel")
+        try admin.authCreate(id, caps: ["mds": Self.mds(path), "osd": Self.osd(vol), "mon": "allow r"])
+        let before = try #require(try admin.authGet(id))
+        try await authorize(vol, id, allowExisting: true)
+        try await v.call("delete_volume", ["volume_path": vpath(nil, vol)])
+        #expect(try admin.authGet(id) == before)
+        try await v.call("purge_volume", ["volume_path": vpath(nil, vol)])
+    }
+}
