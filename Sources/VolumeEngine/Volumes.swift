@@ -65,7 +65,7 @@ extension VolumeEngine {
         // A new directory at a path that had a volume: grants a v6
         // delete_volume left behind (it does not revoke) would open it to the
         // old tenants. One `auth ls` finds them, overlapped with the rest.
-        let leftovers = made ? overlapped { [self] in try entitiesGranting(path) } : nil
+        let leftovers = made ? overlapped { [self] in try entitiesGranting(volume) } : nil
         CrashPoint.createVolumeDirectoryMade.reach()
         // The quota, the layout and the metadata file are independent: make them at once.
         let quota = size.map { size in

@@ -145,6 +145,53 @@ struct GrantLifecycleTests {
         try await v.call("purge_volume", ["volume_path": vpath(nil, vol)])
     }
 
+    // MARK: Documented: volumes without a namespace share the pool
+
+    @Test func aPoolWideGrantIsLoggedAsAWarning() async throws {
+        let vol = unique("nonsw")
+        scratch.volume(nil, vol)
+        try await v.call("create_volume", ["volume_path": vpath(nil, vol), "namespace_isolated": false])
+        let id = authID("poolwide")
+        try await v.call("authorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id)])
+        #expect(try admin.authGet(id)?.caps["osd"] == "allow rw pool=cephfs_data", "the seed's semantics, unchanged")
+        let logged = waitUntil(timeout: 10) {
+            v.daemon.log().split(separator: "\n").contains { $0.contains("client.\(id)") && $0.contains("every object in that pool") }
+        }
+        #expect(logged, "no warning about client.\(id)'s pool-wide grant")
+        try await v.call("deauthorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id)])
+    }
+
+    /// With the service caps OPERATIONS.md lists before `auth ls` was
+    /// added, create_volume still works and still revokes the leftover
+    /// grant, from the auth metadata.
+    @Test func createRevokesLeftoversWithoutTheAuthLsCap() async throws {
+        let service = authID("minsvc")
+        try admin.authCreate(service, caps: [
+            "mds": "allow *", "osd": "allow rw", "mgr": "allow r",
+            "mon": #"allow r, allow command "auth del", allow command "auth caps", allow command "auth get", allow command "auth get-or-create""#,
+        ])
+        let key = try #require(try admin.authGet(service)?.key)
+        try GuestMount.writeKeyring(id: service, key: key)
+        let daemon = try WatchedDaemon(extraArguments: ["--id", service])
+        let minimal = VolumeClient(socketPath: daemon.socketPath, callTimeout: 120)
+
+        let vol = unique("minv")
+        scratch.volume(nil, vol)
+        let path = try #require(try await minimal.call("create_volume", params: ["volume_path": vpath(nil, vol)])["mount_path"]?.stringValue)
+        let old = authID("minold")
+        _ = try await minimal.call("authorize", params: ["volume_path": vpath(nil, vol), "auth_id": .string(old)])
+        _ = try? admin.fs.mkdir(VolumeLayout.prefix + "/_deleting", mode: 0o755)
+        try admin.fs.rename(path, to: VolumeLayout.trashPath(vol))
+        try admin.fs.unlink(VolumeLayout.volumeMeta(nil, vol))
+
+        _ = try await minimal.call("create_volume", params: ["volume_path": vpath(nil, vol)])
+        #expect(try admin.authGet(old) == nil, "the leftover grant was the entity's only one")
+        #expect(!admin.exists(VolumeLayout.authMeta(old)))
+        #expect(daemon.log().contains("no mon cap for 'auth ls'"))
+        _ = try await minimal.call("delete_volume", params: ["volume_path": vpath(nil, vol)])
+        _ = try await minimal.call("purge_volume", params: ["volume_path": vpath(nil, vol)])
+    }
+
     // MARK: Item 4: "None" is not a missing tenant
 
     @Test func theStringNoneDoesNotMatchAMissingTenant() async throws {
