@@ -119,6 +119,50 @@ struct GrantLifecycleTests {
         try await v.call("purge_volume", ["volume_path": vpath(nil, vol)])
     }
 
+    /// Another process deletes the volume while authorize waits for the
+    /// volume metadata flock (the test plays that process: it holds the
+    /// flock, renames the volume away and unlinks the file, as delete_volume
+    /// does). authorize must then fail, not grant the deleted path.
+    @Test func authorizeWaitingForADeleteGrantsNothing() async throws {
+        let vol = unique("race")
+        let path = try await volume(vol)
+        let id = authID("race")
+        let metaPath = VolumeLayout.volumeMeta(nil, vol)
+        let file = try admin.fs.open(metaPath, flags: O_RDWR)
+        let owner = UInt64.random(in: 1...UInt64.max)
+        try file.flock(.exclusive, owner: owner)
+        var unlocked = false
+        defer { if !unlocked { try? file.flock(.unlock, owner: owner) }; file.close() }
+
+        let client = v.client
+        let call = Task { () -> Result<JSONValue, any Error> in
+            do {
+                return .success(try await client.call("authorize", params: ["volume_path": vpath(nil, vol), "auth_id": .string(id)]))
+            } catch {
+                return .failure(error)
+            }
+        }
+        // The auth entry is written (dirty) before the volume lock is asked for.
+        #expect(waitUntil(timeout: 30) { admin.exists(VolumeLayout.authMeta(id)) && (try? admin.readJSON(VolumeLayout.authMeta(id)))?["dirty"] == true })
+        try await Task.sleep(for: .milliseconds(500))
+        _ = try? admin.fs.mkdir(VolumeLayout.prefix + "/_deleting", mode: 0o755)
+        try admin.fs.rename(path, to: VolumeLayout.trashPath(vol))
+        try admin.fs.unlink(metaPath)
+        try file.flock(.unlock, owner: owner)
+        unlocked = true
+
+        let outcome = await call.value
+        if case .failure(let e as RPCError) = outcome {
+            #expect(e.errno == 2, "\(e)")
+        } else {
+            Issue.record("authorize of a volume deleted meanwhile: \(outcome)")
+        }
+        let caps = try admin.authGet(id)
+        #expect(caps?.tokens("mds").contains(Self.mds(path)) != true, "the deleted path was granted: \(caps?.caps ?? [:])")
+        #expect(!admin.exists(VolumeLayout.authMeta(id)), "the refused grant left its auth entry")
+        try await v.call("purge_volume", ["volume_path": vpath(nil, vol)])
+    }
+
     /// A volume deleted as the v6 Python client does (rename to the trash,
     /// unlink the volume metadata, grants left in place), then made again.
     @Test func createRevokesGrantsLeftByAV6Delete() async throws {
