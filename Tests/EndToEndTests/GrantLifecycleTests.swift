@@ -119,6 +119,36 @@ struct GrantLifecycleTests {
         try await v.call("purge_volume", ["volume_path": vpath(nil, vol)])
     }
 
+    /// delete_volume revokes auth IDs whose server keys it does not hold:
+    /// authorize calls of the same ID for other volumes run meanwhile, and
+    /// all finish with consistent grants (no deadlock, no lost update).
+    @Test func deleteRacesAuthorizeOfTheSameIDElsewhere() async throws {
+        let doomed = unique("doom")
+        let doomedPath = try await volume(doomed)
+        let others = (0..<4).map { _ in unique("side") }
+        for o in others { try await volume(o) }
+        let id = authID("racer")
+        try await authorize(doomed, id)
+        let client = v.client
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { _ = try await client.call("delete_volume", params: ["volume_path": vpath(nil, doomed)]) }
+            for o in others {
+                group.addTask {
+                    _ = try await client.call("authorize", params: ["volume_path": vpath(nil, o), "auth_id": .string(id), "tenant_id": "t1"])
+                }
+            }
+            try await group.waitForAll()
+        }
+        let e = try #require(try admin.authGet(id))
+        #expect(!e.tokens("mds").contains(Self.mds(doomedPath)))
+        #expect(Set(e.tokens("mds")) == Set(others.map { Self.mds(VolumeLayout.volumePath(nil, $0)) }))
+        #expect(Set(e.tokens("osd")) == Set(others.map { Self.osd($0) }))
+        let meta = try admin.readJSON(VolumeLayout.authMeta(id))
+        #expect(Set(meta["subvolumes"]?.objectValue?.keys.map { $0 } ?? []) == Set(others.map { "None/\($0)" }))
+        #expect(meta["dirty"] == false)
+        try await v.call("purge_volume", ["volume_path": vpath(nil, doomed)])
+    }
+
     /// Another process deletes the volume while authorize waits for the
     /// volume metadata flock (the test plays that process: it holds the
     /// flock, renames the volume away and unlinks the file, as delete_volume
