@@ -174,7 +174,8 @@ extension VolumeEngine {
     public func deleteVolume(_ volume: VolumePath, dataIsolated: Bool = false) throws {
         let metadataPath = layout.volumeMetadataPath(volume)
         try mkdirs(layout.trashPath, mode: 0o755)
-        var pending = try recordedAuthIDs(volume)
+        // Most volumes have no grant left: look under the lock first.
+        var pending: [String] = []
         for round in 1... {
             for authID in pending {
                 try withLock(layout.authMetadataPath(authID)) { authLock in
@@ -182,8 +183,12 @@ extension VolumeEngine {
                 }
             }
             pending = try withLock(metadataPath) { volumeLock -> [String] in
-                let left = try readVolumeMetadata(volumeLock)?.auths.keys.filter(Self.isRevocable) ?? []
-                guard left.isEmpty else { return left.sorted() }
+                let recorded = try readVolumeMetadata(volumeLock)?.auths.keys.sorted() ?? []
+                for id in recorded where !Self.isRevocable(id) {
+                    logger.warning("delete_volume: \(volume) records a grant for '\(id)', which is not a valid auth ID; left alone")
+                }
+                let left = recorded.filter(Self.isRevocable)
+                guard left.isEmpty else { return left }
                 try moveToTrash(volume)
                 CrashPoint.deleteVolumeTrashed.reach()
                 try store.unlink(volumeLock)
@@ -202,17 +207,6 @@ extension VolumeEngine {
     /// Auth IDs recorded in volume metadata that can name an auth metadata
     /// file; others (written by hand or by an old client) are left, logged.
     static func isRevocable(_ authID: String) -> Bool { (try? Identifier.validateAuthID(authID)) != nil }
-
-    /// The auth IDs the volume's metadata records grants for.
-    func recordedAuthIDs(_ volume: VolumePath) throws -> [String] {
-        guard let lock = try store.lock(layout.volumeMetadataPath(volume), create: false) else { return [] }
-        defer { lock.release() }
-        let ids = try readVolumeMetadata(lock)?.auths.keys.sorted() ?? []
-        for id in ids where !Self.isRevocable(id) {
-            logger.warning("delete_volume: \(volume) records a grant for '\(id)', which is not a valid auth ID; left alone")
-        }
-        return ids.filter(Self.isRevocable)
-    }
 
     /// Renames the volume into the trash. The entry is named by volume_id,
     /// as v6 names it, unless an entry of that name is still there (a purge
