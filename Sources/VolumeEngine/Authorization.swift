@@ -17,6 +17,10 @@ struct CephEntity: Sendable {
     }
 }
 
+extension Set {
+    var onlyElement: Element? { count == 1 ? first : nil }
+}
+
 extension VolumeEngine {
     // MARK: Ceph auth
 
@@ -97,25 +101,46 @@ extension VolumeEngine {
         return existing.key
     }
 
-    /// Removes the grants `volume` made, and nothing else. Deletes the entity
-    /// only when it would be left with no mds or osd caps and nothing but
-    /// mon `allow r`. After the volume was deleted its layout is gone: its mds
-    /// caps are still known by path, and a namespace grant by its name.
-    func deauthorizeCeph(_ volume: VolumePath, authID: String, entity: CephEntity?) throws {
+    /// Removes the grants `volume` made, and nothing else.
+    ///
+    /// An entity the service created is deleted when it would be left with
+    /// no mds or osd caps and nothing but mon `allow r`. One it did not
+    /// create (`preexisting`: its caps before our first grant) is never
+    /// deleted: it keeps every grant it had, and once `last` (its last
+    /// volume goes) it gets back exactly the caps it had.
+    ///
+    /// `recorded`: the volume's metadata records this grant, so the volume
+    /// at the path is the one granted and its layout names the caps.
+    /// Otherwise (the volume was deleted, or deleted by v6 and made again)
+    /// the grant is found by its path, and its osd cap by what the volume
+    /// could have had: its namespace, else its own pool, else the one
+    /// pool-wide cap of that level.
+    func deauthorizeCeph(
+        _ volume: VolumePath, authID: String, entity: CephEntity?, recorded: Bool = true,
+        preexisting: [String: String]? = nil, last: Bool = false
+    ) throws {
         guard let entity else { return }
+        let path = layout.volumePath(volume)
         var grants: [VolumeCaps] = []
-        if try fs.statIfExists(layout.volumePath(volume)) != nil {
+        if recorded, try fs.statIfExists(path) != nil {
             let (r, rw) = try volumeCaps(volume, readonly: true)
             grants = [r, rw]
         } else {
-            let path = layout.volumePath(volume)
-            let suffix = " namespace=\(layout.namespace(volume))"
             let osd = Caps.tokens(entity.caps["osd"])
             for level in ["r", "rw"] {
                 let prefix = "allow \(level) pool="
-                let token = osd.first { $0.hasPrefix(prefix) && $0.hasSuffix(suffix) }
+                let candidates = osd.filter { $0.hasPrefix(prefix) }
+                let token =
+                    candidates.first { $0.hasSuffix(" namespace=\(layout.namespace(volume))") }
+                    ?? candidates.first { $0 == prefix + layout.poolName(volume) }
+                    ?? Set(candidates.filter { !$0.contains(" namespace=") }).onlyElement
                 grants.append(VolumeCaps(mds: "allow \(level) path=\(path)", osd: token ?? ""))
             }
+        }
+        if let preexisting {
+            let caps = last ? preexisting : Caps.keeping(preexisting, in: Caps.revoked(existing: entity.caps, grants: grants))
+            if caps != entity.caps { try authSetCaps(authID, caps) }
+            return
         }
         if let caps = Caps.revoke(existing: entity.caps, grants: grants) {
             if caps != entity.caps { try authSetCaps(authID, caps) }
@@ -193,9 +218,12 @@ extension VolumeEngine {
                     try recoverAuthMetadata(authID, &meta, authLock)
                     entity = overlapped { [self] in try authGet(authID) }  // recovery may have changed the caps
                 }
+                // Deleted out of band: the entity made below is ours.
+                if meta.preexistingCaps != nil, try entity.wait() == nil { meta.preexistingCaps = nil }
             } else {
                 // CVE-2020-27781: an entity we did not create is not ours to edit.
-                if try entity.wait() != nil && !allowExistingID {
+                let existing = try entity.wait()
+                if existing != nil && !allowExistingID {
                     // The lock created the file; a refusal leaves nothing behind.
                     try store.unlink(authLock)
                     throw VolumeError(
@@ -204,6 +232,9 @@ extension VolumeEngine {
                         errno: .EPERM)
                 }
                 meta = AuthMetadata(tenantID: tenantID)
+                // Written with the dirty entry, before any cap changes: deauthorize
+                // and delete_volume give these caps back and never delete the entity.
+                meta.preexistingCaps = existing?.caps
             }
             let entry = AccessEntry(accessLevel: readonly ? "r" : "rw", dirty: true)
             meta.dirty = true
@@ -213,13 +244,29 @@ extension VolumeEngine {
             try store.write(authLock, meta.json, durable: false)
             let synced = overlapped { [store] in try store.sync(authLock) }
             defer { _ = try? synced.wait() }  // before the auth lock goes
-            let key = try withLock(layout.volumeMetadataPath(volume)) { volumeLock in
+            let key = try withLock(layout.volumeMetadataPath(volume)) { volumeLock -> String? in
                 let volumeMeta = try readVolumeMetadata(volumeLock)
+                // delete_volume (of any process) revokes under this lock and
+                // renames before it lets go: the volume must still be the one
+                // stat'ed above, or the grant would outlive it. The client
+                // holds caps on the directory, so this stat is usually local.
+                let same = try fs.statIfExists(layout.volumePath(volume))?.inode == directory.inode
                 try synced.wait()
+                guard same else { return nil }
                 CrashPoint.authorizeAuthMetaDirty.reach()
                 return try authorizeVolume(
                     volume, authID: authID, readonly: readonly, caps: { try caps.wait() }, existing: { try entity.wait() },
                     volumeLock, meta: volumeMeta)
+            }
+            guard let key else {
+                meta.subvolumes[volume.description] = nil
+                if meta.subvolumes.isEmpty {
+                    try store.unlink(authLock)
+                } else {
+                    meta.dirty = false
+                    try store.write(authLock, meta.json, durable: false)
+                }
+                throw VolumeError(.objectNotFound, "volume \(volume) does not exist", errno: .ENOENT)
             }
 
             meta.dirty = false
@@ -241,7 +288,13 @@ extension VolumeEngine {
         meta.auths[authID] = AccessEntry(accessLevel: readonly ? "r" : "rw", dirty: true)
         try store.write(lock, meta.json)
         CrashPoint.authorizeVolumeMetaDirty.reach()
-        let key = try authorizeCeph(authID: authID, caps: try caps(), existing: try existing())
+        let volumeCaps = try caps()
+        if !volumeCaps.want.osd.contains(" namespace=") {
+            // The seed's semantics, kept; see "Grants, tenants and volume lifetimes" in the protocol README.
+            logger.warning(
+                "authorize: \(volume) has no RADOS namespace: client.\(authID) gets '\(volumeCaps.want.osd)', which reaches every object in that pool, other volumes' files included")
+        }
+        let key = try authorizeCeph(authID: authID, caps: volumeCaps, existing: try existing())
         CrashPoint.authorizeCapsUpdated.reach()
         meta.auths[authID]?.dirty = false
         try store.write(lock, meta.json)
@@ -254,62 +307,142 @@ extension VolumeEngine {
     public func deauthorize(_ volume: VolumePath, authID: String) throws {
         try Identifier.validateAuthID(authID)
         try withLock(layout.authMetadataPath(authID)) { authLock in
-            guard var meta = try readAuthMetadata(authLock), !meta.subvolumes.isEmpty else {
+            try deauthorizeLocked(volume, authID: authID, authLock, force: false)
+        }
+    }
+
+    /// deauthorize with the auth lock held. `force` (delete_volume and
+    /// create_volume clean-ups): the volume's grant is revoked even when the
+    /// auth metadata does not list it, from the volume record or the caps.
+    func deauthorizeLocked(_ volume: VolumePath, authID: String, _ authLock: MetadataLock, force: Bool) throws {
+        let current = try readAuthMetadata(authLock)
+        guard var meta = current, meta.subvolumes[volume.description] != nil else {
+            if force {
+                // Nothing in the auth metadata to mark dirty: the volume's own
+                // record (if any) goes after the caps, so a retry redoes it.
+                let entity = try authGet(authID)
+                try withLock(layout.volumeMetadataPath(volume)) { volumeLock in
+                    try deauthorizeVolume(
+                        volume, authID: authID, entity: { entity }, volumeLock, meta: try readVolumeMetadata(volumeLock),
+                        preexisting: current?.preexistingCaps, last: current?.subvolumes.isEmpty ?? true)
+                }
+            }
+            if current?.subvolumes.isEmpty ?? true {
                 logger.info("deauthorize: \(authID) has no volumes")
                 try store.unlink(authLock)
-                return
-            }
-            guard meta.subvolumes[volume.description] != nil else {
+            } else {
                 logger.info("deauthorize: \(authID) is not authorized for \(volume)")
-                return
             }
-            if meta.dirty {
-                try recoverAuthMetadata(authID, &meta, authLock)
-            }
-            let entity = overlapped { [self] in try authGet(authID) }
-            meta.dirty = true
-            meta.subvolumes[volume.description]?.dirty = true
-            try store.write(authLock, meta.json, durable: false)
-            let synced = overlapped { [store] in try store.sync(authLock) }
-            defer { _ = try? synced.wait() }  // before the auth lock goes
-            try withLock(layout.volumeMetadataPath(volume)) { volumeLock in
-                let volumeMeta = try readVolumeMetadata(volumeLock)
-                try synced.wait()
-                CrashPoint.deauthorizeAuthMetaDirty.reach()
-                try deauthorizeVolume(volume, authID: authID, entity: { try entity.wait() }, volumeLock, meta: volumeMeta)
-            }
-
-            meta.subvolumes[volume.description] = nil
-            if meta.subvolumes.isEmpty {
-                try store.unlink(authLock)
-                return
-            }
-            meta.dirty = false
-            try store.write(authLock, meta.json, durable: false)
+            return
         }
+        if meta.dirty {
+            try recoverAuthMetadata(authID, &meta, authLock)
+        }
+        let entity = overlapped { [self] in try authGet(authID) }
+        meta.dirty = true
+        meta.subvolumes[volume.description]?.dirty = true
+        try store.write(authLock, meta.json, durable: false)
+        let synced = overlapped { [store] in try store.sync(authLock) }
+        defer { _ = try? synced.wait() }  // before the auth lock goes
+        let last = meta.subvolumes.keys.allSatisfy { $0 == volume.description }
+        try withLock(layout.volumeMetadataPath(volume)) { volumeLock in
+            let volumeMeta = try readVolumeMetadata(volumeLock)
+            try synced.wait()
+            CrashPoint.deauthorizeAuthMetaDirty.reach()
+            try deauthorizeVolume(
+                volume, authID: authID, entity: { try entity.wait() }, volumeLock, meta: volumeMeta,
+                preexisting: meta.preexistingCaps, last: last)
+        }
+
+        meta.subvolumes[volume.description] = nil
+        if meta.subvolumes.isEmpty {
+            try store.unlink(authLock)
+            return
+        }
+        meta.dirty = false
+        try store.write(authLock, meta.json, durable: false)
     }
 
     /// The volume half of deauthorize, with the volume metadata locked. Caps
     /// go before the metadata entry, so a crash in between is redone by recovery.
     func deauthorizeVolume(
         _ volume: VolumePath, authID: String, entity: () throws -> CephEntity?, _ lock: MetadataLock,
-        meta current: VolumeMetadata?
+        meta current: VolumeMetadata?, preexisting: [String: String]?, last: Bool
     ) throws {
         guard var meta = current, meta.auths[authID] != nil else {
-            // No volume record (for instance the volume was deleted), but the
-            // caps may still grant the path: take them away regardless.
-            try deauthorizeCeph(volume, authID: authID, entity: try entity())
+            // No volume record (for instance the volume was deleted, maybe
+            // made again since), but the caps may still grant the path:
+            // take them away regardless.
+            try deauthorizeCeph(volume, authID: authID, entity: try entity(), recorded: false, preexisting: preexisting, last: last)
             if try fs.statIfExists(layout.volumePath(volume)) == nil { try store.unlink(lock) }
             return
         }
         meta.auths[authID]?.dirty = true
         try store.write(lock, meta.json)
         CrashPoint.deauthorizeVolumeMetaDirty.reach()
-        try deauthorizeCeph(volume, authID: authID, entity: try entity())
+        try deauthorizeCeph(volume, authID: authID, entity: try entity(), preexisting: preexisting, last: last)
         CrashPoint.deauthorizeCapsUpdated.reach()
         meta.auths[authID] = nil
         try store.write(lock, meta.json)
         CrashPoint.deauthorizeVolumeMetaRemoved.reach()
+    }
+
+    /// The entities (but the service's own) whose mds caps grant the
+    /// volume's path itself, from one `auth ls`. The reply holds keys: it is
+    /// never logged. Without the mon cap for `auth ls`, the auth metadata
+    /// files are read instead: every one, so much slower with many IDs, and
+    /// blind to grants whose metadata is gone.
+    func entitiesGranting(_ volume: VolumePath) throws -> [String] {
+        let path = layout.volumePath(volume)
+        let reply = Result { () throws(CephError) in try cluster.monJSON(["prefix": "auth ls"]) }
+        if case .failure(let error) = reply, error.errno == .EACCES || error.errno == .EPERM {
+            logger.warning("create_volume: no mon cap for 'auth ls' (\(error)); reading every auth metadata file instead. Add allow command \"auth ls\" to the service's mon caps.")
+            return try authIDsRecording(volume)
+        }
+        let dump = try reply.get()
+        let grants: Set<String> = ["allow r path=\(path)", "allow rw path=\(path)"]
+        return (dump?["auth_dump"]?.arrayValue ?? []).compactMap { e -> String? in
+            guard let name = e["entity"]?.stringValue, name.hasPrefix("client.") else { return nil }
+            let id = String(name.dropFirst("client.".count))
+            guard id != config.cluster.id, Caps.tokens(e["caps"]?["mds"]?.stringValue).contains(where: grants.contains) else {
+                return nil
+            }
+            return id
+        }
+    }
+
+    /// The auth IDs whose auth metadata lists `volume`.
+    func authIDsRecording(_ volume: VolumePath) throws -> [String] {
+        guard let names = try ignoring(.ENOENT, { () throws(CephError) in try fs.listDirectory(layout.prefix) }) else {
+            return []
+        }
+        return try names.compactMap { name -> String? in
+            guard let id = Layout.authID(fromFileName: name.name), (try? Identifier.validateAuthID(id)) != nil,
+                let lock = try store.lock(layout.authMetadataPath(id), create: false)
+            else { return nil }
+            defer { lock.releaseInBackground(on: helpers) }
+            return try readAuthMetadata(lock)?.subvolumes[volume.description] != nil ? id : nil
+        }
+    }
+
+    /// Revokes the grants left on the path of a volume just made: a v6
+    /// delete_volume leaves them (caps and auth metadata), and so may a
+    /// crash. Only entities with auth metadata are ours to edit; grants an
+    /// operator gave out of band are logged and left alone. Each goes as
+    /// deauthorize would, so a pre-existing entity gets its own caps back.
+    func revokeLeftoverGrants(_ volume: VolumePath, _ ids: [String]) throws {
+        let path = layout.volumePath(volume)
+        for id in ids {
+            guard (try? Identifier.validateAuthID(id)) != nil,
+                let lock = try store.lock(layout.authMetadataPath(id), create: false)
+            else {
+                logger.warning("create_volume: client.\(id) has caps on \(path) that the service did not grant; left alone")
+                continue
+            }
+            defer { lock.releaseInBackground(on: helpers) }
+            logger.warning("create_volume: revoking client.\(id)'s grant on \(path), left by an earlier volume at that path")
+            try deauthorizeLocked(volume, authID: id, lock, force: true)
+        }
     }
 
     /// The auth IDs with finished grants on `volume`, or nil when there are none.

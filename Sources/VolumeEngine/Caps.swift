@@ -57,6 +57,16 @@ enum Caps {
     /// else. Returns nil when the entity would be left with no mds or osd caps
     /// and nothing but mon `allow r`, which is when it should be deleted.
     static func revoke(existing: [String: String], grants: [VolumeCaps]) -> [String: String]? {
+        let caps = revoked(existing: existing, grants: grants)
+        let rest = caps.filter { $0.key != "mds" && $0.key != "osd" }
+        if caps["mds"] == nil, caps["osd"] == nil, rest.allSatisfy({ $0.key == "mon" && $0.value == "allow r" }) {
+            return nil
+        }
+        return caps
+    }
+
+    /// `revoke` without the deletion rule: the caps left, possibly none.
+    static func revoked(existing: [String: String], grants: [VolumeCaps]) -> [String: String] {
         var mds = tokens(existing["mds"])
         var osd = tokens(existing["osd"])
         for grant in grants {
@@ -67,11 +77,25 @@ enum Caps {
         var caps = existing
         caps["mds"] = mds.isEmpty ? nil : mds.joined(separator: ",")
         caps["osd"] = osd.isEmpty ? nil : osd.joined(separator: ",")
-        let rest = caps.filter { $0.key != "mds" && $0.key != "osd" }
-        if caps["mds"] == nil, caps["osd"] == nil, rest.allSatisfy({ $0.key == "mon" && $0.value == "allow r" }) {
-            return nil
-        }
         return caps
+    }
+
+    /// `caps` with the mds and osd grants of `kept` that it lacks added back
+    /// (counted as a multiset), so revoking one of our grants never takes
+    /// away a grant an entity the service did not create already had.
+    static func keeping(_ kept: [String: String], in caps: [String: String]) -> [String: String] {
+        var out = caps
+        for service in ["mds", "osd"] {
+            var have = tokens(caps[service])
+            var missing: [String] = []
+            for token in tokens(kept[service]) {
+                if let i = have.firstIndex(of: token) { have.remove(at: i) } else { missing.append(token) }
+            }
+            if !missing.isEmpty {
+                out[service] = (tokens(caps[service]) + missing).joined(separator: ",")
+            }
+        }
+        return out
     }
 
     /// The `caps` argument of `auth caps` / `auth get-or-create`: a flat

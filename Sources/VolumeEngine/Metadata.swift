@@ -87,8 +87,26 @@ struct AuthMetadata: Sendable {
         return o
     }
 
-    /// The tenant comparison of the Python client: `str(a) == str(b)`, with None as "None".
-    func sameTenant(_ other: String?) -> Bool { (tenantID ?? "None") == (other ?? "None") }
+    /// Whether `other` is this ID's tenant. A missing tenant (JSON null, as
+    /// v6 writes it) equals only a missing one: never a string, not even
+    /// "None", which the Python client's `str(a) == str(b)` let through.
+    func sameTenant(_ other: String?) -> Bool { tenantID == other }
+
+    /// The caps the cephx entity had before the service first granted it a
+    /// volume, when the service did not create it (`allow_existing_id`);
+    /// nil when the service (or the Python client) created it. Stored under a
+    /// key v6 does not know, which it keeps when it rewrites the file.
+    var preexistingCaps: [String: String]? {
+        get {
+            guard let caps = extra[Self.preexistingKey]?["caps"]?.objectValue else { return nil }
+            return caps.compactMapValues(\.stringValue)
+        }
+        set {
+            extra[Self.preexistingKey] = newValue.map { ["caps": .object($0.mapValues { .string($0) })] }
+        }
+    }
+
+    static let preexistingKey = "volumed_preexisting_entity"
 }
 
 /// `_<group>:<volume>.meta`: which auth IDs may use a volume.

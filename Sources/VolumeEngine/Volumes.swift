@@ -62,6 +62,10 @@ extension VolumeEngine {
                 throw error
             }
         }
+        // A new directory at a path that had a volume: grants a v6
+        // delete_volume left behind (it does not revoke) would open it to the
+        // old tenants. One `auth ls` finds them, overlapped with the rest.
+        let leftovers = made ? overlapped { [self] in try entitiesGranting(volume) } : nil
         CrashPoint.createVolumeDirectoryMade.reach()
         // The quota, the layout and the metadata file are independent: make them at once.
         let quota = size.map { size in
@@ -99,6 +103,7 @@ extension VolumeEngine {
         }
         try quota?.wait()
         try metadata.wait()
+        if let leftovers { try revokeLeftoverGrants(volume, try leftovers.wait()) }
         CrashPoint.createVolumeLayoutSet.reach()
         return path
     }
@@ -150,27 +155,104 @@ extension VolumeEngine {
         return groups
     }
 
-    /// Moves a volume to the trash and removes its metadata file (idempotent).
-    /// Guests lose access; purge_volume reclaims the space.
+    /// Revokes every grant on the volume, moves it to the trash and removes
+    /// its metadata file (idempotent). Guests lose access; purge_volume
+    /// reclaims the space.
+    ///
+    /// Unlike the v6 Python client, which leaves grants (caps and auth
+    /// metadata) behind, so that a volume made later at the same path is
+    /// open to the old tenants, each grant is taken away first, exactly as
+    /// deauthorize would. Locking: the caller holds this volume's keys but
+    /// not the auth IDs'; each revocation takes the auth ID's flock and then
+    /// the volume's, the order every process uses, and holds no flock while
+    /// waiting for another, so no cycle can form. A concurrent authorize of
+    /// the same auth ID for another volume (here or in another process)
+    /// waits on that flock. The rename happens under the volume's flock once
+    /// its metadata records no grant, so no process can add one in between
+    /// (authorize checks, under that flock, that the directory is the one it
+    /// stat'ed, see `authorize`); grants added meanwhile send us round again.
     public func deleteVolume(_ volume: VolumePath, dataIsolated: Bool = false) throws {
-        let path = layout.volumePath(volume)
+        let metadataPath = layout.volumeMetadataPath(volume)
         try mkdirs(layout.trashPath, mode: 0o755)
-        let trashed = layout.trashedVolumePath(volume)
-        if try !ifPresent(path, { p throws(CephError) in try fs.rename(p, to: trashed) }) {
-            logger.info("delete_volume: \(path) is already gone")
+        // Most volumes have no grant left: look under the lock first.
+        var pending: [String] = []
+        for round in 1... {
+            for authID in pending {
+                try withLock(layout.authMetadataPath(authID)) { authLock in
+                    try deauthorizeLocked(volume, authID: authID, authLock, force: true)
+                }
+            }
+            pending = try withLock(metadataPath) { volumeLock -> [String] in
+                let recorded = try readVolumeMetadata(volumeLock)?.auths.keys.sorted() ?? []
+                for id in recorded where !Self.isRevocable(id) {
+                    logger.warning("delete_volume: \(volume) records a grant for '\(id)', which is not a valid auth ID; left alone")
+                }
+                let left = recorded.filter(Self.isRevocable)
+                guard left.isEmpty else { return left }
+                try moveToTrash(volume)
+                CrashPoint.deleteVolumeTrashed.reach()
+                try store.unlink(volumeLock)
+                return []
+            }
+            if pending.isEmpty { break }
+            if round >= 10 {
+                throw VolumeError(
+                    .volumeClientError, "delete_volume: \(volume) keeps being authorized (\(pending.joined(separator: ", "))); try again",
+                    errno: .EBUSY)
+            }
         }
-        CrashPoint.deleteVolumeTrashed.reach()
-        try ifPresent(layout.volumeMetadataPath(volume)) { p throws(CephError) in try fs.unlink(p) }
-        store.openFiles.drop(layout.volumeMetadataPath(volume))
+        store.openFiles.drop(metadataPath)
     }
 
-    /// Deletes a trashed volume's data, and its pool when data-isolated (idempotent).
-    public func purgeVolume(_ volume: VolumePath, dataIsolated: Bool = false) throws {
+    /// Auth IDs recorded in volume metadata that can name an auth metadata
+    /// file; others (written by hand or by an old client) are left, logged.
+    static func isRevocable(_ authID: String) -> Bool { (try? Identifier.validateAuthID(authID)) != nil }
+
+    /// Renames the volume into the trash. The entry is named by volume_id,
+    /// as v6 names it, unless an entry of that name is still there (a purge
+    /// that failed, or was never run): then `<volume_id>@<16 hex digits>`,
+    /// which no volume_id can be (no '@'), so a stale entry never blocks a
+    /// delete. purge_volume removes both kinds.
+    func moveToTrash(_ volume: VolumePath) throws {
+        let path = layout.volumePath(volume)
         let trashed = layout.trashedVolumePath(volume)
-        if try fs.statIfExists(trashed) != nil {
-            try removeTree(trashed)
-        } else {
-            logger.info("purge_volume: \(trashed) is already purged")
+        let moved = try ifPresent(path) { p throws(CephError) in
+            do throws(CephError) {
+                try fs.rename(p, to: trashed)
+            } catch where error.errno == .ENOTEMPTY || error.errno == .EEXIST {
+                let hex = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+                let unique = trashed + "@" + String(repeating: "0", count: 16 - hex.count) + hex
+                logger.info("delete_volume: \(trashed) is still in the trash; using \(unique)")
+                try fs.rename(p, to: unique)
+            }
+        }
+        if !moved { logger.info("delete_volume: \(path) is already gone") }
+    }
+
+    /// The trash entries of `volume`: its own name and the unique ones (see `moveToTrash`).
+    func trashEntries(_ volume: VolumePath) throws -> [String] {
+        guard try fs.statIfExists(layout.trashPath) != nil,
+            let entries = try ignoring(.ENOENT, { () throws(CephError) in try fs.listDirectory(layout.trashPath) })
+        else { return [] }
+        let id = volume.volumeID
+        return entries.map(\.name).filter { name in
+            guard name != id else { return true }
+            guard name.hasPrefix(id + "@") else { return false }
+            let suffix = name.utf8.dropFirst(id.utf8.count + 1)
+            return suffix.count == 16 && suffix.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+        }.sorted().map { "\(layout.trashPath)/\($0)" }
+    }
+
+    /// Deletes a trashed volume's data, with the snapshots in it, and its
+    /// pool when data-isolated (idempotent). Every trash entry of the
+    /// volume_id goes, including those earlier failed purges left.
+    public func purgeVolume(_ volume: VolumePath, dataIsolated: Bool = false) throws {
+        let trashed = try trashEntries(volume)
+        if trashed.isEmpty {
+            logger.info("purge_volume: \(layout.trashedVolumePath(volume)) is already purged")
+        }
+        for entry in trashed {
+            try removeTree(entry)
         }
         if dataIsolated {
             try removeDataPool(layout.poolName(volume))
@@ -187,8 +269,12 @@ extension VolumeEngine {
         return try ignoring(.ENOENT) { () throws(CephError) in try operation(path) } != nil
     }
 
-    /// Deletes a directory tree, without following symlinks.
-    func removeTree(_ root: String) throws(CephError) {
+    /// Deletes a directory tree, without following symlinks. A directory
+    /// with snapshots refuses rmdir (ENOTEMPTY): its snapshots are removed
+    /// and the rmdir tried again. Only its own: the `_<name>_<inode>` entries
+    /// are an ancestor's snapshots (a group's), which are not ours to remove
+    /// and do not keep the directory.
+    func removeTree(_ root: String) throws {
         for e in try fs.listDirectory(root) {
             let child = root + "/" + e.name
             if e.kind == .directory {
@@ -196,6 +282,11 @@ extension VolumeEngine {
             } else {
                 try fs.unlink(child)
             }
+        }
+        guard try ignoring(.ENOTEMPTY, { () throws(CephError) in try fs.rmdir(root) }) == nil else { return }
+        let snapdir = root + "/" + (try cluster.confGet("client_snapdir"))
+        for snapshot in try fs.listDirectory(snapdir) where !snapshot.name.hasPrefix("_") {
+            try fs.rmdir(snapdir + "/" + snapshot.name)
         }
         try fs.rmdir(root)
     }

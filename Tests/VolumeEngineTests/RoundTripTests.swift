@@ -50,12 +50,13 @@ final class RoundTripTests {
         // Bounds for the case where a metadata file's kept descriptor is not
         // back yet from the previous call's background unlock (then a lock
         // opens the file afresh: one or three calls more).
-        #expect(authorize.fs <= 20)
-        #expect(again.fs <= 19)
+        #expect(authorize.fs <= 21)
+        #expect(again.fs <= 20)
         // The volume_id check stats the volume's name in each other group.
-        #expect(first.mon == 0 && first.fs <= 20 + groups, "\(groups) groups")
-        #expect(create.mon == 0 && create.fs <= 9 + 2 + groups, "\(groups) groups")
-        #expect(createAgain.fs <= 7)
+        // A new directory also costs one `auth ls` (grants left on its path), overlapped.
+        #expect(first.mon == 1 && first.fs <= 20 + groups, "\(groups) groups")
+        #expect(create.mon == 1 && create.fs <= 9 + 2 + groups, "\(groups) groups")
+        #expect(createAgain.mon == 0 && createAgain.fs <= 7)
         #expect(list.mon == 0 && list.fs <= 8)
         #expect(deauthorize.mon == 2, "auth get + auth del")
         #expect(deauthorize.fs <= 20)
