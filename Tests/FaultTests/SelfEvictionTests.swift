@@ -1,0 +1,115 @@
+import Ceph
+import Foundation
+import JSONValue
+import Testing
+import TestSupport
+
+extension FaultTests {
+    /// Issue 12 item 7: the daemon's own CephFS session. Each test has a
+    /// private cluster: evicting the service's ID on the shared one would
+    /// evict every other daemon and test there too.
+    @Suite("Self eviction", .serialized, .enabled(if: TestCluster.isAvailable, "needs the dev cluster"))
+    struct SelfEvictionTests {
+        /// The session ids of `instance` by MDS daemon name, from `session ls` as client.admin.
+        static func sessions(_ pc: PrivateCluster, instance: String) throws -> [String: [Int64]] {
+            var out: [String: [Int64]] = [:]
+            for rank in try pc.mdsMap().activeRanks {
+                guard let name = try pc.mdsMap().holder(rank: rank)?.name else { continue }
+                let list = try pc.cephJSON(["tell", "mds.\(name)", "session", "ls"]).arrayValue ?? []
+                let ids = list.filter { $0["client_metadata"]?["volumed_instance"]?.stringValue == instance }
+                    .compactMap { $0["id"]?.int64Value }
+                if !ids.isEmpty { out[name] = ids }
+            }
+            return out
+        }
+
+        static func volume(_ v: String) -> JSONValue { ["group_id": .null, "volume_id": .string(v)] }
+
+        @Test("evict of the service's own ID is refused; the daemon keeps its session and keeps working")
+        func evictOfOwnIDIsRefused() throws {
+            let pc = try PrivateCluster()
+            defer { pc.down() }
+            #expect(pc.waitForMDS(timeout: 90) != nil, "cluster healthy before the test")
+            let daemon = try VolumedProcess(conf: pc.confPath, instance: "selfev-\(tag())")
+            defer { _ = daemon.stop() }
+            let s = try RPCSession(socket: daemon.socketPath, timeout: 120)
+            let vol = "selfev-\(tag())"
+            try s.require("create_volume", ["volume_path": Self.volume(vol)])
+            let before = try Self.sessions(pc, instance: daemon.instance)
+            #expect(!before.isEmpty, "the daemon has an MDS session")
+
+            for params: JSONValue in [["auth_id": "volumed"], ["auth_id": "volumed", "volume_path": Self.volume(vol), "timeout": 10]] {
+                let o = try s.call("evict", params)
+                #expect(o.errorCode == -32000, "evict \(params): \(o)")
+                #expect(o.errorType == "VolumeClientError", "evict \(params): \(o)")
+                #expect(o.error?["data"]?["errno_name"]?.stringValue == "EPERM", "evict \(params): \(o)")
+            }
+
+            // Still the same session, and it works.
+            #expect(try s.call("get_authorized_ids", ["volume_path": Self.volume(vol)]).ok)
+            let other = "selfev-\(tag())"
+            let created = try s.call("create_volume", ["volume_path": Self.volume(other)])
+            #expect(created.ok, "\(created)")
+            #expect(try Self.sessions(pc, instance: daemon.instance) == before, "the daemon's sessions were replaced")
+            #expect(daemon.stop()?.status == 0)
+        }
+
+        @Test("evicted from outside, the daemon remounts by itself and logs the episode once")
+        func remountsAfterEvictionFromOutside() throws {
+            let pc = try PrivateCluster()
+            defer { pc.down() }
+            #expect(pc.waitForMDS(timeout: 90) != nil, "cluster healthy before the test")
+            let daemon = try VolumedProcess(conf: pc.confPath, instance: "remount-\(tag())")
+            defer { _ = daemon.stop() }
+            let s = try RPCSession(socket: daemon.socketPath, timeout: 120)
+            let vol = "remount-\(tag())"
+            // Metadata files the daemon keeps open between calls, on the session about to go.
+            try s.require("create_volume", ["volume_path": Self.volume(vol)])
+            try s.require("authorize", ["volume_path": Self.volume(vol), "auth_id": .string("ra-\(tag())"), "tenant_id": "t"])
+
+            var seen: Set<Int64> = []
+            for episode in 1...2 {
+                let before = try Self.sessions(pc, instance: daemon.instance)
+                #expect(!before.isEmpty, "episode \(episode): the daemon has an MDS session")
+                seen.formUnion(before.values.joined())
+                // As an operator would (or the MDS itself, for an unresponsive client).
+                for (name, ids) in before {
+                    for id in ids {
+                        let r = try pc.ceph(["tell", "mds.\(name)", "client", "evict", "id=\(id)"])
+                        #expect(r.status == 0, "client evict id=\(id) on mds.\(name): \(r.stderr)")
+                    }
+                }
+                let blocklist = try pc.ceph(["osd", "blocklist", "ls"])
+                #expect(blocklist.stderr.contains("listed") && !blocklist.stderr.contains("listed 0"), "evicted clients are blocklisted: \(blocklist.stderr)")
+
+                // The call that finds the session gone may fail, with a clear error; later calls work.
+                let first = try s.call("get_authorized_ids", ["volume_path": Self.volume(vol)])
+                if !first.ok {
+                    #expect(first.errorType == "ClusterError", "\(first)")
+                    #expect(first.error?["data"]?["errno_name"]?.stringValue == "ESHUTDOWN", "\(first)")
+                    #expect(first.errorMessage?.contains("evicted") == true, "\(first)")
+                }
+                let id = "rb-\(tag())"
+                let steps: [(String, JSONValue)] = [
+                    ("get_authorized_ids", ["volume_path": Self.volume(vol)]),
+                    ("authorize", ["volume_path": Self.volume(vol), "auth_id": .string(id), "tenant_id": "t"]),
+                    ("deauthorize", ["volume_path": Self.volume(vol), "auth_id": .string(id)]),
+                    ("create_volume", ["volume_path": Self.volume("\(vol)-\(episode)")]),
+                    ("delete_volume", ["volume_path": Self.volume("\(vol)-\(episode)")]),
+                ]
+                for (method, params) in steps {
+                    let o = try s.call(method, params)
+                    #expect(o.ok, "episode \(episode): \(method) after the eviction: \(o)")
+                }
+                let after = try Self.sessions(pc, instance: daemon.instance)
+                #expect(!after.isEmpty, "episode \(episode): the daemon has a session again")
+                #expect(seen.isDisjoint(with: after.values.joined()), "episode \(episode): a new session, not an evicted one")
+
+                let reports = daemon.log().split(separator: "\n").filter { $0.contains("remounted") }
+                #expect(reports.count == episode, "episode \(episode): one report per episode:\n\(daemon.logTail(40))")
+            }
+            print("self eviction: \(daemon.log().split(separator: "\n").filter { $0.contains("remount") }.joined(separator: "\n"))")
+            #expect(daemon.stop()?.status == 0)
+        }
+    }
+}
