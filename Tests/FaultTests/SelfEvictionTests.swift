@@ -68,7 +68,10 @@ extension FaultTests {
             try s.require("authorize", ["volume_path": Self.volume(vol), "auth_id": .string("ra-\(tag())"), "tenant_id": "t"])
 
             var seen: Set<Int64> = []
-            for episode in 1...2 {
+            for episode in 1...3 {
+                // The last time under load: calls in flight on the evicted client must fail cleanly.
+                let load = episode == 3 ? Load(socket: daemon.socketPath, threads: 4, tag: "\(vol)-l") : nil
+                if load != nil { Thread.sleep(forTimeInterval: 1) }
                 let before = try Self.sessions(pc, instance: daemon.instance)
                 #expect(!before.isEmpty, "episode \(episode): the daemon has an MDS session")
                 seen.formUnion(before.values.joined())
@@ -82,6 +85,16 @@ extension FaultTests {
                 let blocklist = try pc.ceph(["osd", "blocklist", "ls"])
                 #expect(blocklist.stderr.contains("listed") && !blocklist.stderr.contains("listed 0"), "evicted clients are blocklisted: \(blocklist.stderr)")
 
+                if let load {
+                    Thread.sleep(forTimeInterval: 2)
+                    let (calls, failures) = load.stop()
+                    #expect(daemon.isRunning, "the daemon survived the eviction under load")
+                    #expect(calls > failures.count, "the load ran: \(calls) calls")
+                    for f in failures {
+                        #expect(f.errorType == "ClusterError" && f.errorMessage?.contains("evicted") == true, "a call in flight: \(f)")
+                    }
+                    print("self eviction under load: \(calls) calls, \(failures.count) failed: \(failures.prefix(3))")
+                }
                 // The call that finds the session gone may fail, with a clear error; later calls work.
                 let first = try s.call("get_authorized_ids", ["volume_path": Self.volume(vol)])
                 if !first.ok {
@@ -110,6 +123,48 @@ extension FaultTests {
             }
             print("self eviction: \(daemon.log().split(separator: "\n").filter { $0.contains("remount") }.joined(separator: "\n"))")
             #expect(daemon.stop()?.status == 0)
+        }
+
+        /// Calls on several connections at once until stopped: reads, and
+        /// volumes made and deleted. Records every call that failed.
+        final class Load: @unchecked Sendable {
+            private let stopped = LockedValue(false)
+            private let outcomes = LockedValue<(calls: Int, failures: [RPCOutcome])>((0, []))
+            private let done = DispatchGroup()
+
+            init(socket: String, threads: Int, tag: String) {
+                for t in 0..<threads {
+                    done.enter()
+                    Thread.detachNewThread { [self] in
+                        defer { done.leave() }
+                        guard let s = try? RPCSession(socket: socket, timeout: 120) else { return }
+                        var i = 0
+                        while !stopped.value {
+                            i += 1
+                            let v = SelfEvictionTests.volume("\(tag)\(t)-\(i)")
+                            let created = record(try? s.call("create_volume", ["volume_path": v]))
+                            _ = record(try? s.call("get_authorized_ids", ["volume_path": v]))
+                            if created { _ = record(try? s.call("delete_volume", ["volume_path": v])) }
+                        }
+                    }
+                }
+            }
+
+            private func record(_ o: RPCOutcome?) -> Bool {
+                outcomes.update { v in
+                    v.calls += 1
+                    if let o, !o.ok { v.failures.append(o) }
+                }
+                return o?.ok == true
+            }
+
+            /// Stops the threads; the number of calls made and the failures.
+            func stop() -> (Int, [RPCOutcome]) {
+                stopped.set(true)
+                _ = done.wait(timeout: .now() + 120)
+                let v = outcomes.value
+                return (v.calls, v.failures)
+            }
         }
     }
 }
