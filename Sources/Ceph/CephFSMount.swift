@@ -113,8 +113,9 @@ public struct RemountReport: Sendable, CustomStringConvertible {
 ///
 /// Eviction. When the MDS evicts this client (an operator's `client evict`,
 /// or a session that timed out), it is blocklisted too by default, and
-/// every call fails with ESHUTDOWN (EBLOCKLISTED) for good. Once mounted, a
-/// call failing so makes the mount replace its client: a new libcephfs
+/// every call fails with ESHUTDOWN (EBLOCKLISTED) for good. With
+/// `enableRemount`, once mounted, a call failing so makes the mount replace
+/// its client: a new libcephfs
 /// client from the same cluster handle (which has its own messenger, and
 /// so its own, unblocklisted address; the client metadata comes from the
 /// shared configuration), mounted as before. The call that found the
@@ -159,9 +160,11 @@ public final class CephFSMount: @unchecked Sendable {
     /// How many times the client was replaced after losing its session.
     public var generation: Int { client.generation }
 
-    /// Called after each replacement of a lost session (and each failed
-    /// attempt), on the thread that made it, with no lock held.
-    public func setRemountHandler(_ handler: @escaping @Sendable (RemountReport) -> Void) {
+    /// Turns on the replacement of a lost session (off by default: a tenant's
+    /// client, as tests model it, stays evicted). `handler` is called after
+    /// each replacement and each failed attempt, on the thread that made it,
+    /// with no lock held.
+    public func enableRemount(_ handler: @escaping @Sendable (RemountReport) -> Void) {
         state.withLock { $0.onRemount = handler }
     }
 
@@ -247,9 +250,9 @@ public final class CephFSMount: @unchecked Sendable {
         var report: RemountReport?
         var handler: (@Sendable (RemountReport) -> Void)?
         remounting.withLock { lastFailure in
-            let (current, mounted, closed) = state.withLock { ($0.client, $0.mounted, $0.closed) }
-            // Not ours to replace: never mounted, or being closed.
-            guard let mounted, !closed else { return }
+            let (current, mounted, closed, enabled) = state.withLock { ($0.client, $0.mounted, $0.closed, $0.onRemount != nil) }
+            // Not ours to replace: not asked to, never mounted, or being closed.
+            guard enabled, let mounted, !closed else { return }
             if current !== c {
                 outcome = .replaced  // by another thread that saw the same
                 return

@@ -69,7 +69,7 @@ public final class VolumeEngine: Sendable {
             engine.shutdown()
             throw error
         }
-        fs.setRemountHandler { [weak engine] report in engine?.remounted(report) }
+        fs.enableRemount { [weak engine] report in engine?.remounted(report) }
         return engine
     }
 

@@ -36,7 +36,7 @@ struct CephFSMountRemountTests {
             fs.cluster.shutdown()
         }
         let reports = Reports()
-        fs.setRemountHandler { reports.add($0) }
+        fs.enableRemount { reports.add($0) }
         let dir = "/" + TestCluster.uniqueName("remount")
         try fs.mkdir(dir, mode: 0o755)
         defer {
@@ -81,10 +81,23 @@ struct CephFSMountRemountTests {
         #expect(all.first?.instanceID == (try fs.instanceID()))
     }
 
+    @Test func withoutEnableRemountAnEvictedMountStaysEvicted() throws {
+        let fs = try TestCluster.mount()
+        defer { fs.abort(); fs.cluster.shutdown() }
+        let id = try fs.instanceID()
+        try Self.evict(id)
+        #expect(waitUntil(timeout: 30) { cephErrno { () throws(CephError) in _ = try fs.stat("/") } != nil }, "no call failed after the eviction")
+        for _ in 0..<3 {
+            #expect(cephErrno { () throws(CephError) in _ = try fs.stat("/") } == .ESHUTDOWN)
+        }
+        #expect(fs.generation == 0)
+        #expect(try fs.instanceID() == id)
+    }
+
     @Test func aClosedMountDoesNotRemount() throws {
         let fs = try TestCluster.mount()
         let reports = Reports()
-        fs.setRemountHandler { reports.add($0) }
+        fs.enableRemount { reports.add($0) }
         fs.close()
         #expect(cephErrno { () throws(CephError) in _ = try fs.stat("/") } == .ESHUTDOWN)
         #expect(fs.generation == 0)
