@@ -135,6 +135,8 @@ public final class CephFSMount: @unchecked Sendable {
         var closed = false
         /// Replaced clients not yet released.
         var retired: [CephClient] = []
+        /// The generation of a client known to have lost its session and not yet replaced.
+        var lost: Int?
         var onRemount: (@Sendable (RemountReport) -> Void)?
     }
     private let state: Mutex<State>
@@ -182,11 +184,12 @@ public final class CephFSMount: @unchecked Sendable {
 
     /// Unmounts and releases the client. Waits for calls in flight; safe to call twice.
     public func close() {
-        let (c, retired) = state.withLock { s in
+        let (c, retired, lost) = state.withLock { s in
             s.closed = true
-            return (s.client, s.retired)
+            return (s.client, s.retired, s.lost == s.client.generation)
         }
-        c.close()
+        // A clean unmount of a client whose session is gone can wait for ever.
+        if lost { c.abort() } else { c.close() }
         for r in retired { r.abort() }  // waits for a release in progress
     }
 
@@ -258,6 +261,7 @@ public final class CephFSMount: @unchecked Sendable {
                 return
             }
             outcome = .failed
+            state.withLock { $0.lost = c.generation }
             if let f = lastFailure, f.generation == c.generation, ContinuousClock.now - f.at < .seconds(5) { return }
             let start = ContinuousClock.now
             do throws(CephError) {
