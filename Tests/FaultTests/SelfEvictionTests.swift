@@ -125,6 +125,60 @@ extension FaultTests {
             #expect(daemon.stop()?.status == 0)
         }
 
+        /// Evicts every session of `instance`, as client.admin.
+        static func evictAll(_ pc: PrivateCluster, instance: String) throws -> [String: [Int64]] {
+            let sessions = try Self.sessions(pc, instance: instance)
+            for (name, ids) in sessions {
+                for id in ids {
+                    let r = try pc.ceph(["tell", "mds.\(name)", "client", "evict", "id=\(id)"])
+                    #expect(r.status == 0, "client evict id=\(id) on mds.\(name): \(r.stderr)")
+                }
+            }
+            return sessions
+        }
+
+        @Test("a remount that fails is logged, tried again by a later call, and then succeeds")
+        func failedRemountIsRetried() throws {
+            let pc = try PrivateCluster()
+            defer { pc.down() }
+            #expect(pc.waitForMDS(timeout: 90) != nil, "cluster healthy before the test")
+            let daemon = try VolumedProcess(conf: pc.confPath, instance: "remountfail-\(tag())")
+            defer { _ = daemon.stop() }
+            let s = try RPCSession(socket: daemon.socketPath, timeout: 120)
+            let vol = "remountfail-\(tag())"
+            try s.require("create_volume", ["volume_path": Self.volume(vol)])
+            func caps(mds: String) throws {
+                let r = try pc.ceph(["auth", "caps", "client.volumed", "mds", mds, "osd", "allow rw", "mon", "allow *", "mgr", "allow *"])
+                #expect(r.status == 0, "auth caps: \(r.stderr)")
+            }
+            func lines(_ text: String) -> Int { daemon.log().split(separator: "\n").filter { $0.contains(text) }.count }
+
+            // A new session may no longer mount the root.
+            try caps(mds: "allow * path=/nowhere")
+            #expect(!(try Self.evictAll(pc, instance: daemon.instance)).isEmpty)
+            let start = Date()
+            for i in 1...3 {
+                let o = try s.call("get_authorized_ids", ["volume_path": Self.volume(vol)])
+                #expect(!o.ok, "call \(i) with the session evicted and no remount possible: \(o)")
+                #expect(o.errorType == "ClusterError" && o.errorMessage?.contains("evicted or blocklisted") == true, "call \(i): \(o)")
+            }
+            let quick = Date().timeIntervalSince(start) < 4
+            #expect(lines("remount failed") >= 1, "the failed remount is logged:\n\(daemon.logTail(20))")
+            if quick { #expect(lines("remount failed") == 1, "one attempt for calls within 5 s:\n\(daemon.logTail(20))") }
+            #expect(lines("remounted") == 0)
+
+            try caps(mds: "allow *")
+            let recovered = waitUntil(timeout: 60, interval: 0.5) {
+                (try? s.call("get_authorized_ids", ["volume_path": Self.volume(vol)]))?.ok == true
+            }
+            #expect(recovered, "calls work again once a remount can succeed:\n\(daemon.logTail(20))")
+            #expect(lines("remounted") == 1, "\(daemon.logTail(20))")
+            #expect(try s.call("create_volume", ["volume_path": Self.volume(vol + "-2")]).ok)
+            #expect(!(try Self.sessions(pc, instance: daemon.instance)).isEmpty, "the daemon has a session again")
+            print("failed remount: \(daemon.log().split(separator: "\n").filter { $0.contains("remount") }.joined(separator: "\n"))")
+            #expect(daemon.stop()?.status == 0)
+        }
+
         /// Calls on several connections at once until stopped: reads, and
         /// volumes made and deleted. Records every call that failed.
         final class Load: @unchecked Sendable {
