@@ -4,28 +4,34 @@ import CCephFS
 /// Safe to use from several threads; each call is independent.
 public final class CephFile: @unchecked Sendable {
     public let mount: CephFSMount
+    /// The client the descriptor belongs to: files do not follow a remount.
+    let client: CephClient
     public let fd: Int32
     public let path: String
     private let guard_ = LifecycleGuard()
 
-    init(mount: CephFSMount, fd: Int32, path: String) {
+    init(mount: CephFSMount, client: CephClient, fd: Int32, path: String) {
         self.mount = mount
+        self.client = client
         self.fd = fd
         self.path = path
     }
 
     deinit { close() }
 
+    /// Opened on a client the mount has since replaced (see `CephFSMount`): every call fails.
+    public var isStale: Bool { client !== mount.client }
+
     public func close() {
-        let (mount, fd) = (self.mount, self.fd)
-        guard_.close { _ = try? mount.run("close") { m in vd_close(m, fd) } }
+        let (mount, client, fd) = (self.mount, self.client, self.fd)
+        guard_.close { _ = try? mount.run(on: client, "close") { m in vd_close(m, fd) } }
     }
 
     @discardableResult
     private func run<T>(_ operation: String, _ body: (OpaquePointer, Int32) throws(CephError) -> T) throws(CephError) -> T {
-        let (mount, fd) = (self.mount, self.fd)
+        let (mount, client, fd) = (self.mount, self.client, self.fd)
         return try guard_.use(operation) { () throws(CephError) -> T in
-            try mount.run(operation) { m throws(CephError) in try body(m, fd) }
+            try mount.run(on: client, operation) { m throws(CephError) in try body(m, fd) }
         }
     }
 
@@ -111,12 +117,14 @@ public final class CephFile: @unchecked Sendable {
 /// Not for concurrent use: a stream has one read position.
 public final class DirectoryStream: @unchecked Sendable {
     public let mount: CephFSMount
+    private let client: CephClient
     private let dir: OpaquePointer
     public let path: String
     private let guard_ = LifecycleGuard()
 
-    init(mount: CephFSMount, dir: OpaquePointer, path: String) {
+    init(mount: CephFSMount, client: CephClient, dir: OpaquePointer, path: String) {
         self.mount = mount
+        self.client = client
         self.dir = dir
         self.path = path
     }
@@ -124,15 +132,15 @@ public final class DirectoryStream: @unchecked Sendable {
     deinit { close() }
 
     public func close() {
-        let (mount, dir) = (self.mount, self.dir)
-        guard_.close { _ = try? mount.run("closedir") { m in vd_closedir(m, dir) } }
+        let (mount, client, dir) = (self.mount, self.client, self.dir)
+        guard_.close { _ = try? mount.run(on: client, "closedir") { m in vd_closedir(m, dir) } }
     }
 
     /// The next entries, as many as the client has at hand; empty at the end.
     public func nextBatch() throws(CephError) -> [DirectoryEntry] {
-        let (mount, dir) = (self.mount, self.dir)
+        let (mount, client, dir) = (self.mount, self.client, self.dir)
         return try guard_.use("readdir") { () throws(CephError) -> [DirectoryEntry] in
-            try mount.run("readdir", counted: false) { m throws(CephError) in
+            try mount.run(on: client, "readdir", counted: false) { m throws(CephError) in
                 var buffer = [UInt8](repeating: 0, count: 64 * 1024)
                 let r = buffer.withUnsafeMutableBytes { b in
                     vd_readdir_batch(m, dir, b.baseAddress!.assumingMemoryBound(to: CChar.self), b.count)

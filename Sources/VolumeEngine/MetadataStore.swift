@@ -194,16 +194,24 @@ final class OpenFiles: Sendable {
 
     /// The kept file of `path`, which the caller then has to itself.
     func take(_ path: String) -> CephFile? {
-        state.withLock { s in
+        let file: CephFile? = state.withLock { s in
             guard let f = s.files.removeValue(forKey: path) else { return nil }
             s.order.removeAll { $0 == path }
             return f
         }
+        // Kept before the mount replaced its evicted client (see VolumeEngine.remounted).
+        if let file, file.isStale {
+            file.close()
+            return nil
+        }
+        return file
     }
 
     /// Keeps `file` open for the next lock of `path`; closes what does not fit.
     func keep(_ path: String, _ file: CephFile) {
         let surplus: [CephFile] = state.withLock { s in
+            // Checked under the lock: a file kept after `closeAll` of a remount is never stale.
+            if file.isStale { return [file] }
             var out: [CephFile] = []
             if let old = s.files.updateValue(file, forKey: path) {
                 out.append(old)

@@ -69,7 +69,23 @@ public final class VolumeEngine: Sendable {
             engine.shutdown()
             throw error
         }
+        fs.enableRemount { [weak engine] report in engine?.remounted(report) }
         return engine
+    }
+
+    /// After the MDS evicted this daemon's session (an operator's `client
+    /// evict`, or a session that timed out) the mount replaced its client
+    /// (see `CephFSMount`). The metadata files kept open belong to the old
+    /// client: they go. The flocks held through them are gone with the old
+    /// session, so a call that held one fails at its next write, which goes
+    /// through the old client.
+    func remounted(_ report: RemountReport) {
+        if report.failure == nil {
+            store.openFiles.closeAll()
+            logger.warning("CephFS \(report); later calls use the new mount")
+        } else {
+            logger.error("CephFS \(report); calls fail until a remount succeeds")
+        }
     }
 
     /// The Ceph client libraries format their debug messages into an

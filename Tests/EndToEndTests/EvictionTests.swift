@@ -109,6 +109,42 @@ struct EvictionTests {
         #expect(Self.isWorking(g2), "the same ID's session at another volume is unharmed")
     }
 
+    /// Issue 12 item 3: a session of the ID that mounted a directory inside
+    /// the volume is evicted too; one mounted at a sibling volume whose name
+    /// only starts with the same text ("v" and "v2") is not.
+    @Test func evictByVolumePathReachesSubdirectoryMountsOnly() async throws {
+        let a = unique("evs")
+        let group = unique("evg")
+        let path = try await volumeWithGuests([a], group: group)
+        let vol = String(path.split(separator: "/").last!)
+        // A sibling whose path has the evicted volume's path as a string prefix.
+        let sibling = vol + "2"
+        scratch.volume(group, sibling)
+        let siblingPath = try #require(
+            try await v.call("create_volume", ["volume_path": vpath(group, sibling)])["mount_path"]?.stringValue)
+        try await v.call("authorize", ["volume_path": vpath(group, sibling), "auth_id": .string(a), "tenant_id": "evtenant"])
+        #expect(siblingPath.hasPrefix(path))
+        try ClusterAdmin.shared.fs.mkdir(path + "/sub", mode: 0o777)
+        try ClusterAdmin.shared.fs.mkdir(path + "/sub/deeper", mode: 0o777)
+
+        let gsub = try GuestMount(id: a, root: path + "/sub")
+        defer { gsub.dispose(evicted: true) }
+        let gdeep = try GuestMount(id: a, root: path + "/sub/deeper")
+        defer { gdeep.dispose(evicted: true) }
+        let gsibling = try GuestMount(id: a, root: siblingPath)
+        defer { gsibling.dispose() }
+        #expect(Self.isWorking(gsub))
+        #expect(Self.isWorking(gdeep))
+        #expect(Self.isWorking(gsibling))
+
+        try await v.call("deauthorize", ["volume_path": vpath(group, vol), "auth_id": .string(a)])
+        try await v.call("evict", ["auth_id": .string(a), "volume_path": vpath(group, vol), "timeout": 20])
+
+        #expect(Self.waitUntilBroken(gsub) != nil, "the session mounted at a sub-directory of the evicted volume still works")
+        #expect(Self.waitUntilBroken(gdeep) != nil, "the session mounted two levels down still works")
+        #expect(Self.isWorking(gsibling), "the same ID's session at the sibling volume \(sibling) was evicted")
+    }
+
     @Test func evictWithoutSessionsSucceeds() async throws {
         let id = unique("evnone")
         _ = try await volumeWithGuests([id])
