@@ -18,11 +18,12 @@ extension CephFSMount {
     /// own directories); a symlink as the last component is returned as the
     /// link itself, not followed.
     public func inode(at path: String) throws(CephError) -> InodeHandle {
-        try run("ll_walk") { m throws(CephError) in
+        let c = client
+        return try run(on: c, "ll_walk") { m throws(CephError) in
             var inode: OpaquePointer?
             var s = vd_stat()
             try check(vd_ll_walk(m, path, &inode, &s), "ll_walk", path)
-            return InodeHandle(mount: self, inode: inode!, path: path, stat: FileStat(s))
+            return InodeHandle(mount: self, client: c, inode: inode!, path: path, stat: FileStat(s))
         }
     }
 
@@ -43,6 +44,8 @@ extension CephFSMount {
 /// included, so nothing is ever followed.
 public final class InodeHandle: @unchecked Sendable {
     public let mount: CephFSMount
+    /// The client the inode belongs to: handles do not follow a remount.
+    let client: CephClient
     private let inode: OpaquePointer
     /// How the handle was reached, for messages only.
     public let path: String
@@ -50,8 +53,9 @@ public final class InodeHandle: @unchecked Sendable {
     public let stat: FileStat
     private let guard_ = LifecycleGuard()
 
-    init(mount: CephFSMount, inode: OpaquePointer, path: String, stat: FileStat) {
+    init(mount: CephFSMount, client: CephClient, inode: OpaquePointer, path: String, stat: FileStat) {
         self.mount = mount
+        self.client = client
         self.inode = inode
         self.path = path
         self.stat = stat
@@ -60,16 +64,16 @@ public final class InodeHandle: @unchecked Sendable {
     deinit { close() }
 
     public func close() {
-        let (mount, inode) = (self.mount, self.inode)
+        let (mount, client, inode) = (self.mount, self.client, self.inode)
         // Client-side bookkeeping, no MDS round trip: not counted.
-        guard_.close { _ = try? mount.run("ll_put", counted: false) { m in vd_ll_put(m, inode) } }
+        guard_.close { _ = try? mount.run(on: client, "ll_put", counted: false) { m in vd_ll_put(m, inode) } }
     }
 
     @discardableResult
     private func run<T>(_ operation: String, _ body: (OpaquePointer, OpaquePointer) throws(CephError) -> T) throws(CephError) -> T {
-        let (mount, inode) = (self.mount, self.inode)
+        let (mount, client, inode) = (self.mount, self.client, self.inode)
         return try guard_.use(operation) { () throws(CephError) -> T in
-            try mount.run(operation) { m throws(CephError) in try body(m, inode) }
+            try mount.run(on: client, operation) { m throws(CephError) in try body(m, inode) }
         }
     }
 
@@ -119,7 +123,7 @@ public final class InodeHandle: @unchecked Sendable {
         try run("ll_open") { m, i throws(CephError) in
             var fh: OpaquePointer?
             try check(vd_ll_open(m, i, flags & ~O_CREAT, &fh), "ll_open", path)
-            return InodeFile(mount: mount, fh: fh!, path: path)
+            return InodeFile(mount: mount, client: client, fh: fh!, path: path)
         }
     }
 
@@ -132,7 +136,7 @@ public final class InodeHandle: @unchecked Sendable {
             var out: OpaquePointer?
             var s = vd_stat()
             try check(vd_ll_lookup(m, i, name, &out, &s), "ll_lookup", child(name))
-            return InodeHandle(mount: mount, inode: out!, path: child(name), stat: FileStat(s))
+            return InodeHandle(mount: mount, client: client, inode: out!, path: child(name), stat: FileStat(s))
         }
     }
 
@@ -153,7 +157,7 @@ public final class InodeHandle: @unchecked Sendable {
             return d!
         }
         // Its close (ceph_closedir) is what ceph_ll_releasedir does too.
-        let stream = DirectoryStream(mount: mount, dir: dir, path: path)
+        let stream = DirectoryStream(mount: mount, client: client, dir: dir, path: path)
         defer { stream.close() }
         var entries: [DirectoryEntry] = []
         while case let batch = try stream.nextBatch(), !batch.isEmpty {
@@ -169,7 +173,7 @@ public final class InodeHandle: @unchecked Sendable {
             var out: OpaquePointer?
             var s = vd_stat()
             try check(vd_ll_mkdir(m, i, name, mode, &out, &s), "ll_mkdir", child(name))
-            return InodeHandle(mount: mount, inode: out!, path: child(name), stat: FileStat(s))
+            return InodeHandle(mount: mount, client: client, inode: out!, path: child(name), stat: FileStat(s))
         }
     }
 
@@ -183,8 +187,8 @@ public final class InodeHandle: @unchecked Sendable {
             var s = vd_stat()
             try check(vd_ll_create(m, i, name, mode, O_CREAT | O_EXCL | O_WRONLY, &out, &fh, &s), "ll_create", child(name))
             return (
-                InodeHandle(mount: mount, inode: out!, path: child(name), stat: FileStat(s)),
-                InodeFile(mount: mount, fh: fh!, path: child(name))
+                InodeHandle(mount: mount, client: client, inode: out!, path: child(name), stat: FileStat(s)),
+                InodeFile(mount: mount, client: client, fh: fh!, path: child(name))
             )
         }
     }
@@ -196,7 +200,7 @@ public final class InodeHandle: @unchecked Sendable {
             var out: OpaquePointer?
             var s = vd_stat()
             try check(vd_ll_symlink(m, i, name, target, &out, &s), "ll_symlink", child(name))
-            return InodeHandle(mount: mount, inode: out!, path: child(name), stat: FileStat(s))
+            return InodeHandle(mount: mount, client: client, inode: out!, path: child(name), stat: FileStat(s))
         }
     }
 
@@ -278,12 +282,14 @@ public final class InodeHandle: @unchecked Sendable {
 /// that, in `deinit`.
 public final class InodeFile: @unchecked Sendable {
     public let mount: CephFSMount
+    let client: CephClient
     private let fh: OpaquePointer
     public let path: String
     private let guard_ = LifecycleGuard()
 
-    init(mount: CephFSMount, fh: OpaquePointer, path: String) {
+    init(mount: CephFSMount, client: CephClient, fh: OpaquePointer, path: String) {
         self.mount = mount
+        self.client = client
         self.fh = fh
         self.path = path
     }
@@ -291,15 +297,15 @@ public final class InodeFile: @unchecked Sendable {
     deinit { close() }
 
     public func close() {
-        let (mount, fh) = (self.mount, self.fh)
-        guard_.close { _ = try? mount.run("ll_close") { m in vd_ll_close(m, fh) } }
+        let (mount, client, fh) = (self.mount, self.client, self.fh)
+        guard_.close { _ = try? mount.run(on: client, "ll_close") { m in vd_ll_close(m, fh) } }
     }
 
     @discardableResult
     private func run<T>(_ operation: String, _ body: (OpaquePointer, OpaquePointer) throws(CephError) -> T) throws(CephError) -> T {
-        let (mount, fh) = (self.mount, self.fh)
+        let (mount, client, fh) = (self.mount, self.client, self.fh)
         return try guard_.use(operation) { () throws(CephError) -> T in
-            try mount.run(operation) { m throws(CephError) in try body(m, fh) }
+            try mount.run(on: client, operation) { m throws(CephError) in try body(m, fh) }
         }
     }
 
