@@ -154,16 +154,6 @@ struct Daemon: ParsableCommand {
         serverConfig.drainTimeout = c.drainTimeout
 
         let instance = c.instance ?? ProcessInfo.processInfo.hostName
-        let instanceLock: InstanceLock
-        do {
-            instanceLock = try InstanceLock(name: instance)
-        } catch {
-            if error.errno == EADDRINUSE {
-                throw Fatal("instance '\(instance)' is already running on this host: give each daemon its own --instance")
-            }
-            throw Fatal("cannot claim instance name '\(instance)': \(error)")
-        }
-        defer { withExtendedLifetime(instanceLock) {} }
         let engineConfig = EngineConfiguration(
             cluster: ClusterOptions(
                 confPath: conf, id: id, clusterName: c.cluster,
@@ -171,9 +161,31 @@ struct Daemon: ParsableCommand {
             fsName: c.fsName, volumePrefix: c.volumePrefix, namespacePrefix: c.namespacePrefix,
             instanceName: instance)
 
+        // Keyed by what the startup eviction matches: cluster, cephx ID and
+        // instance name. Taken once connected (the fsid) and before evicting.
+        var instanceLock: InstanceLock?
+        defer { withExtendedLifetime(instanceLock) {} }
         let engine: VolumeEngine
         do {
-            engine = try VolumeEngine.connect(engineConfig, logger: logger)
+            engine = try VolumeEngine.connect(engineConfig, logger: logger) { cluster in
+                let fsid: String
+                do {
+                    fsid = try cluster.fsid()
+                } catch {
+                    throw Fatal("cannot read the cluster's fsid: \(error)")
+                }
+                do throws(SocketError) {
+                    instanceLock = try InstanceLock(fsid: fsid, id: id, name: instance)
+                } catch {
+                    if error.errno == EADDRINUSE {
+                        throw Fatal(
+                            "instance '\(instance)' is already running on this host as client.\(id) of cluster \(fsid): give each daemon its own --instance")
+                    }
+                    throw Fatal("cannot claim instance name '\(instance)': \(error)")
+                }
+            }
+        } catch let fatal as Fatal {
+            throw fatal
         } catch {
             throw Fatal("cannot reach the cluster: \(error)")
         }
