@@ -86,6 +86,10 @@ struct Daemon: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical [log_level] (default: info).")
     var logLevel: String?
 
+    /// Tests only: arms the crash point VOLUMED_CRASH_AT names (debug builds).
+    @Flag(name: .customLong("enable-crash-points"), help: .private)
+    var enableCrashPoints = false
+
     /// The file's settings with the flags on top.
     func merged() throws -> Configuration {
         var c = try config.map { try Configuration.load(path: $0) } ?? Configuration()
@@ -153,6 +157,14 @@ struct Daemon: ParsableCommand {
         serverConfig.limits.busyPollMicroseconds = c.busyPoll
         serverConfig.drainTimeout = c.drainTimeout
 
+        if enableCrashPoints {
+            do throws(CrashPoint.ArmingError) {
+                try CrashPoint.armFromEnvironment()
+            } catch {
+                throw Fatal("--enable-crash-points: \(error)")
+            }
+            logger.warning("crash point armed: the daemon kills itself at \(ProcessInfo.processInfo.environment["VOLUMED_CRASH_AT"] ?? "?")")
+        }
         let instance = c.instance ?? ProcessInfo.processInfo.hostName
         let engineConfig = EngineConfiguration(
             cluster: ClusterOptions(
