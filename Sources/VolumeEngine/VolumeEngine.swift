@@ -39,12 +39,24 @@ public final class VolumeEngine: Sendable {
     /// sessions of our own instance name and cephx ID first frees them at
     /// once; the new session is not open yet, and other instances (other
     /// hosts, other names) are never matched.
-    public static func connect(_ config: EngineConfiguration, logger: Logger, evictStaleSessions: Bool = true) throws -> VolumeEngine {
+    ///
+    /// `claim` runs once the cluster is reached, before the eviction: the
+    /// daemon claims its instance there, as the claim's key has the fsid.
+    public static func connect(
+        _ config: EngineConfiguration, logger: Logger, evictStaleSessions: Bool = true,
+        claim: (RadosCluster) throws -> Void = { _ in }
+    ) throws -> VolumeEngine {
         try Identifier.validate(config.instanceName, field: "instance")
         var options = config.cluster
         options.extraConfig.append(("client_metadata", "\(instanceMetadataKey)=\(config.instanceName)"))
         options.defaultConfig += quietClientLogging
         let cluster = try RadosCluster(options)
+        do {
+            try claim(cluster)
+        } catch {
+            cluster.shutdown()
+            throw error
+        }
         let fs: CephFSMount
         do {
             fs = try CephFSMount(cluster: cluster)

@@ -96,6 +96,10 @@ struct Daemon: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical [log_level] (default: info).")
     var logLevel: String?
 
+    /// Tests only: arms the crash point VOLUMED_CRASH_AT names (debug builds).
+    @Flag(name: .customLong("enable-crash-points"), help: .private)
+    var enableCrashPoints = false
+
     /// The file's settings with the flags on top.
     func merged() throws -> Configuration {
         var c = try config.map { try Configuration.load(path: $0) } ?? Configuration()
@@ -171,17 +175,15 @@ struct Daemon: ParsableCommand {
         serverConfig.limits.busyPollMicroseconds = c.busyPoll
         serverConfig.drainTimeout = c.drainTimeout
 
-        let instance = c.instance ?? ProcessInfo.processInfo.hostName
-        let instanceLock: InstanceLock
-        do {
-            instanceLock = try InstanceLock(name: instance)
-        } catch {
-            if error.errno == EADDRINUSE {
-                throw Fatal("instance '\(instance)' is already running on this host: give each daemon its own --instance")
+        if enableCrashPoints {
+            do throws(CrashPoint.ArmingError) {
+                try CrashPoint.armFromEnvironment()
+            } catch {
+                throw Fatal("--enable-crash-points: \(error)")
             }
-            throw Fatal("cannot claim instance name '\(instance)': \(error)")
+            logger.warning("crash point armed: the daemon kills itself at \(ProcessInfo.processInfo.environment["VOLUMED_CRASH_AT"] ?? "?")")
         }
-        defer { withExtendedLifetime(instanceLock) {} }
+        let instance = c.instance ?? ProcessInfo.processInfo.hostName
         let engineConfig = EngineConfiguration(
             cluster: ClusterOptions(
                 confPath: conf, id: id, clusterName: c.cluster,
@@ -189,9 +191,31 @@ struct Daemon: ParsableCommand {
             fsName: c.fsName, volumePrefix: c.volumePrefix, namespacePrefix: c.namespacePrefix,
             instanceName: instance)
 
+        // Keyed by what the startup eviction matches: cluster, cephx ID and
+        // instance name. Taken once connected (the fsid) and before evicting.
+        var instanceLock: InstanceLock?
+        defer { withExtendedLifetime(instanceLock) {} }
         let engine: VolumeEngine
         do {
-            engine = try VolumeEngine.connect(engineConfig, logger: logger)
+            engine = try VolumeEngine.connect(engineConfig, logger: logger) { cluster in
+                let fsid: String
+                do {
+                    fsid = try cluster.fsid()
+                } catch {
+                    throw Fatal("cannot read the cluster's fsid: \(error)")
+                }
+                do throws(SocketError) {
+                    instanceLock = try InstanceLock(fsid: fsid, id: id, name: instance)
+                } catch {
+                    if error.errno == EADDRINUSE {
+                        throw Fatal(
+                            "instance '\(instance)' is already running on this host as client.\(id) of cluster \(fsid): give each daemon its own --instance")
+                    }
+                    throw Fatal("cannot claim instance name '\(instance)': \(error)")
+                }
+            }
+        } catch let fatal as Fatal {
+            throw fatal
         } catch {
             throw Fatal("cannot reach the cluster: \(error)")
         }

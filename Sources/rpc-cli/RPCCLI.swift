@@ -12,10 +12,11 @@ struct RPCCLI: AsyncParsableCommand {
         discussion: """
             Every subcommand takes the global options --socket PATH (default: \(VolumeClient.defaultSocketPath)), \
             --timeout SECONDS (default: 120) and --json (print the raw JSON result compactly instead of \
-            human-readable output). Volumes are named with --volume ID and, when in a group, --group ID. \
+            human-readable output), before or after the subcommand's name. Volumes are named with --volume ID and, when in a group, --group ID. \
             Sizes accept units: 4096, 10G, 10GiB, 512MiB, 1.5TiB (binary multiples).
 
             Example: rpc-cli create-volume --group g --volume v --size 10GiB
+                     rpc-cli --socket /run/volumed.sock --json server-info
             """,
         subcommands: [
             Ping.self, Call.self, ServerInfoCommand.self, GetMonAddrs.self, Recover.self,
@@ -27,6 +28,18 @@ struct RPCCLI: AsyncParsableCommand {
             PutObject.self, GetObject.self, DeleteObject.self, PutObjectVersioned.self, GetObjectAndVersion.self,
         ]
     )
+}
+
+extension RPCCLI {
+    static func main() async {
+        let arguments: [String]
+        do {
+            arguments = try GlobalOptions.movingLeadingOptions(Array(CommandLine.arguments.dropFirst()))
+        } catch {
+            exit(withError: error)
+        }
+        await main(arguments)
+    }
 }
 
 struct GlobalOptions: ParsableArguments {
@@ -45,6 +58,42 @@ struct GlobalOptions: ParsableArguments {
 
     func client() -> VolumeClient {
         VolumeClient(socketPath: socket, callTimeout: timeout, connectTimeout: min(timeout, 10))
+    }
+
+    static let valued = ["--socket", "--timeout"]
+    static let flags = ["--json"]
+
+    /// Users of `ceph`, `git` and `kubectl` put global options before the
+    /// subcommand, but ArgumentParser takes a subcommand's options only after
+    /// its name: the leading global options are moved to just after it.
+    static func movingLeadingOptions(_ arguments: [String]) throws -> [String] {
+        var leading: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let a = arguments[i]
+            if flags.contains(a) || valued.contains(where: { a.hasPrefix($0 + "=") }) {
+                leading.append(a)
+                i += 1
+            } else if valued.contains(a) {
+                guard i + 1 < arguments.count else { throw ValidationError("Missing value for '\(a)'") }
+                leading += [a, arguments[i + 1]]
+                i += 2
+            } else {
+                break
+            }
+        }
+        if leading.isEmpty { return arguments }
+        guard i < arguments.count else {
+            throw ValidationError("Missing subcommand after '\(leading.joined(separator: " "))'")
+        }
+        var rest = Array(arguments[i...])
+        if rest[0].hasPrefix("-") { return rest + leading }  // --help, or an unknown option to report
+        // Help ignores them; with an unknown subcommand, the error is about that.
+        guard rest[0] != "help", RPCCLI.configuration.subcommands.contains(where: { $0._commandName == rest[0] }) else {
+            return rest
+        }
+        rest.insert(contentsOf: leading, at: 1)
+        return rest
     }
 }
 

@@ -50,6 +50,12 @@ struct DaemonTests {
         let ping = try runProcess(cli, ["ping", "--socket", daemon.socketPath])
         #expect(ping.status == 0)
         #expect(ping.stdout == "pong\n")
+        // Global options before the subcommand, as issue 2 specified.
+        let first = try runProcess(cli, ["--socket", daemon.socketPath, "ping"])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout == "pong\n")
+        let json = try runProcess(cli, ["--socket", daemon.socketPath, "--json", "call", "ping", "{}"])
+        #expect(json.stdout == "\"pong\"\n", "\(json.stderr)")
 
         let mons = try runProcess(cli, ["call", "--socket", daemon.socketPath, "get_mon_addrs"])
         #expect(mons.status == 0, "\(mons.stderr)")
@@ -126,7 +132,8 @@ struct DaemonTests {
         let start = Date()
         let r = try runProcess(
             BuiltProducts.path("cephfs-volumed"),
-            ["--socket", dir + "/s.sock", "--conf", conf, "--id", "volumed"], timeout: 90)
+            ["--socket", dir + "/s.sock", "--conf", conf, "--id", "volumed", "--instance", DaemonProcess.uniqueInstanceName()],
+            timeout: 90)
         #expect(r.status != 0)
         let errorLines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }
         #expect(errorLines.count == 1, "\(r.stderr)")
@@ -152,8 +159,87 @@ struct DaemonTests {
         let r = try runProcess(
             BuiltProducts.path("cephfs-volumed"),
             ["--socket", NSTemporaryDirectory() + "bp-\(value).sock", "--conf", env.confPath, "--id", env.serviceID,
-             "--busy-poll-us=\(value)"])
+             "--instance", DaemonProcess.uniqueInstanceName(), "--busy-poll-us=\(value)"])
         #expect(r.status != 0)
         #expect(r.stderr.contains("busy_poll_us must be between 0 and 10000"), "\(r.stderr)")
+    }
+
+    // MARK: The instance lock
+
+    /// Asks `socket` to create and remove a group: calls that need the
+    /// daemon's CephFS session, which an eviction would have ended.
+    func expectMountWorks(_ socket: String, _ label: String) throws {
+        let scratch = Scratch()
+        let g = TestCluster.uniqueName("lockg")
+        scratch.group(g)
+        let c = try LineClient(path: socket)
+        for method in ["create_group", "destroy_group"] {
+            let reply = try JSONValue.parse(try c.request(#"{"jsonrpc":"2.0","id":1,"method":"\#(method)","params":{"group_id":"\#(g)"}}"#))
+            #expect(reply["error"] == nil, "\(label): \(method): \(reply)")
+        }
+    }
+
+    /// A second daemon under the same instance name, cephx ID and cluster
+    /// would evict the first one's sessions: it is refused with one line,
+    /// and the first keeps its session.
+    @Test func sameInstanceIDAndClusterIsRefused() throws {
+        let instance = DaemonProcess.uniqueInstanceName()
+        let first = try DaemonProcess(extraArguments: ["--instance", instance])
+        let dir = NSTemporaryDirectory() + "volumed-lock-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let second = try runProcess(
+            BuiltProducts.path("cephfs-volumed"),
+            DaemonProcess.standardArguments(socket: dir + "/s.sock", instance: false) + ["--instance", instance], timeout: 90)
+        #expect(second.status != 0)
+        let errorLines = second.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }
+        #expect(errorLines.count == 1, "\(second.stderr)")
+        #expect(errorLines.first?.contains("instance '\(instance)' is already running") == true, "\(second.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/s.sock"))
+        try expectMountWorks(first.socketPath, "the first daemon")
+    }
+
+    /// Eviction matches the cephx ID too: a daemon of another ID may share
+    /// the instance name (the default one, the hostname, in practice).
+    @Test func sameInstanceWithAnotherCephxIDRuns() throws {
+        let env = try #require(TestCluster.environment)
+        let admin = ClusterAdmin.shared
+        let other = TestCluster.uniqueName("lockid")
+        let scratch = Scratch()
+        scratch.authID(other)
+        try admin.authCreate(other, caps: try #require(try admin.authGet(env.serviceID)).caps)
+        let key = try #require(try admin.authGet(other)).key
+        let dir = NSTemporaryDirectory() + "volumed-lockid-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let keyring = dir + "/keyring"
+        try "[client.\(other)]\n\tkey = \(key)\n".write(toFile: keyring, atomically: true, encoding: .utf8)
+        chmod(keyring, 0o600)
+        let conf = dir + "/ceph.conf"
+        try (try String(contentsOfFile: env.confPath, encoding: .utf8) + "\n[client.\(other)]\nkeyring = \(keyring)\n")
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+
+        let instance = DaemonProcess.uniqueInstanceName()
+        let first = try DaemonProcess(extraArguments: ["--instance", instance])
+        let second = try DaemonProcess(extraArguments: ["--instance", instance, "--conf", conf, "--id", other])
+        #expect(second.log().contains("as client.\(other), instance \(instance)"), "\(second.log())")
+        try expectMountWorks(second.socketPath, "client.\(other)")
+        try expectMountWorks(first.socketPath, "client.\(env.serviceID)")
+        #expect(second.stop() == 0, "\(second.log())")
+        #expect(first.stop() == 0, "\(first.log())")
+    }
+
+    /// Eviction matches one cluster: a daemon of another cluster may share
+    /// the instance name and cephx ID (a share host serving two backends).
+    @Test func sameInstanceAndIDOnAnotherClusterRuns() throws {
+        let instance = DaemonProcess.uniqueInstanceName()
+        let first = try DaemonProcess(extraArguments: ["--instance", instance])
+        let cluster = try PrivateCluster()
+        defer { cluster.down() }
+        let second = try VolumedProcess(conf: cluster.confPath, instance: instance)
+        #expect(second.isRunning, "\(second.logTail())")
+        try expectMountWorks(first.socketPath, "the dev cluster's daemon")
+        #expect(second.stop()?.status == 0, "\(second.logTail())")
+        #expect(first.stop() == 0)
     }
 }

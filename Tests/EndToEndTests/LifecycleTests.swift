@@ -69,7 +69,8 @@ struct LifecycleTests {
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: BuiltProducts.path("cephfs-volumed"))
-        p.arguments = ["--config", config, "--instance", "from-flag"]
+        let flagInstance = TestCluster.uniqueName("from-flag")
+        p.arguments = ["--config", config, "--instance", flagInstance]
         p.standardError = FileHandle.nullDevice
         try p.run()
         defer { kill(p.processIdentifier, SIGTERM); p.waitUntilExit() }
@@ -80,7 +81,7 @@ struct LifecycleTests {
         }
         let c = try #require(client)
         let info = try JSONValue.parse(try c.request(#"{"jsonrpc":"2.0","id":1,"method":"server_info"}"#))
-        #expect(info["result"]?["instance"] == "from-flag")
+        #expect(info["result"]?["instance"] == .string(flagInstance))
         // max_line_length from the file applies.
         try c.send(String(repeating: " ", count: 5000) + "\n")
         #expect(try JSONValue.parse(try #require(try c.readLine()))["error"]?["code"] == -32002)

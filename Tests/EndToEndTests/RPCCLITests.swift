@@ -425,3 +425,191 @@ struct RPCCLITests {
         #expect(size.stderr.contains("invalid size '10XB'"), "\(size.stderr)")
     }
 }
+
+/// `--socket`, `--timeout` and `--json` before the subcommand (as `ceph`,
+/// `git` and `kubectl` take them) and after it, against a server that
+/// echoes each request, so no cluster is needed.
+@Suite("rpc-cli global options in both positions")
+struct RPCCLIGlobalOptionTests {
+    /// Every subcommand with the arguments it needs, and the method it sends.
+    static let table: [(sub: String, args: [String], method: String)] = [
+        ("ping", [], "ping"),
+        ("call", ["get_mon_addrs", "{}"], "get_mon_addrs"),
+        ("server-info", [], "server_info"),
+        ("get-mon-addrs", [], "get_mon_addrs"),
+        ("recover", [], "recover"),
+        ("create-group", ["--group", "g"], "create_group"),
+        ("destroy-group", ["--group", "g"], "destroy_group"),
+        ("create-volume", ["--group", "g", "--volume", "v", "--size", "1GiB"], "create_volume"),
+        ("delete-volume", ["--volume", "v"], "delete_volume"),
+        ("purge-volume", ["--volume", "v"], "purge_volume"),
+        ("get-used-bytes", ["--volume", "v"], "get_used_bytes"),
+        ("set-max-bytes", ["--volume", "v", "--max-bytes", "none"], "set_max_bytes"),
+        ("authorize", ["--volume", "v", "--auth-id", "a", "--tenant-id", "t"], "authorize"),
+        ("deauthorize", ["--volume", "v", "--auth-id", "a"], "deauthorize"),
+        ("get-authorized-ids", ["--volume", "v"], "get_authorized_ids"),
+        ("evict", ["--auth-id", "a", "--volume", "v"], "evict"),
+        ("create-snapshot-volume", ["--volume", "v", "--snapshot", "s"], "create_snapshot_volume"),
+        ("destroy-snapshot-volume", ["--volume", "v", "--snapshot", "s"], "destroy_snapshot_volume"),
+        ("create-snapshot-group", ["--group", "g", "--snapshot", "s"], "create_snapshot_group"),
+        ("destroy-snapshot-group", ["--group", "g", "--snapshot", "s"], "destroy_snapshot_group"),
+        ("clone-volume-to-existing", ["--dest-volume", "d", "--src-volume", "v", "--snapshot", "s"], "clone_volume_to_existing"),
+        ("put-object", ["--pool", "p", "--object", "o", "--data", "x"], "put_object"),
+        ("put-object-versioned", ["--pool", "p", "--object", "o", "--data", "x", "--version", "3"], "put_object_versioned"),
+        ("get-object", ["--pool", "p", "--object", "o"], "get_object"),
+        ("get-object-and-version", ["--pool", "p", "--object", "o"], "get_object_and_version"),
+        ("delete-object", ["--pool", "p", "--object", "o"], "delete_object"),
+    ]
+
+    func cli(_ arguments: [String], timeout: TimeInterval = 60) async throws -> RPCCLITests.Output {
+        try await RPCCLITests.offload { try RPCCLITests.spawn(BuiltProducts.path("rpc-cli"), arguments, timeout: timeout) }
+    }
+
+    @Test func theTableCoversEverySubcommand() {
+        #expect(Set(Self.table.map(\.sub)) == Set(RPCCLITests.subcommands))
+    }
+
+    /// The same request reaches the server, and `--json` prints it, whether
+    /// the global options come before the subcommand, after it, or as
+    /// `--name=value` before it.
+    @Test(arguments: table.map(\.sub))
+    func globalOptionsWorkBeforeAndAfterTheSubcommand(_ sub: String) async throws {
+        let row = try #require(Self.table.first { $0.sub == sub })
+        let server = try EchoServer()
+        defer { server.stop() }
+        let forms: [(String, [String])] = [
+            ("after", [sub] + row.args + ["--socket", server.path, "--timeout", "30", "--json"]),
+            ("before", ["--socket", server.path, "--timeout", "30", "--json", sub] + row.args),
+            ("before, --name=value", ["--json", "--socket=\(server.path)", "--timeout=30", sub] + row.args),
+            ("split", ["--json", sub] + row.args + ["--socket", server.path]),
+        ]
+        var outputs: [String] = []
+        for (label, argv) in forms {
+            let r = try await cli(argv)
+            #expect(r.status == 0, "\(label): rpc-cli \(argv.joined(separator: " ")): exit \(r.status): \(r.stderr)")
+            let echoed = try? JSONValue.parse(r.stdout.trimmingCharacters(in: .newlines))
+            #expect(echoed?["method"] == .string(row.method), "\(label): \(r.stdout)")
+            outputs.append(r.stdout)
+        }
+        #expect(Set(outputs).count == 1, "the same request in every position: \(outputs)")
+        #expect(server.requests == forms.count)
+    }
+
+    /// `--timeout` before the subcommand is the one applied.
+    @Test(arguments: ["before", "after"])
+    func timeoutAppliesInEitherPosition(_ position: String) async throws {
+        let server = try EchoServer()
+        defer { server.stop() }
+        let globals = ["--socket", server.path, "--timeout", "1"]
+        let call = ["call", EchoServer.silentMethod]
+        let r = try await cli(position == "before" ? globals + call : call + globals, timeout: 100)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("no reply within the call timeout"), "\(r.stderr)")
+    }
+
+    @Test func helpAndUnknownOptionsStayClear() async throws {
+        let help = try await cli(["--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("SUBCOMMANDS"), "\(help.stdout)")
+        let subHelp = try await cli(["--socket", "/x", "ping", "--help"])
+        #expect(subHelp.status == 0, "\(subHelp.stderr)")
+        #expect(subHelp.stdout.contains("--socket <path>"))
+
+        for argv in [["--bogus", "ping"], ["ping", "--bogus"], ["--socket", "/x", "--bogus", "ping"]] {
+            let r = try await cli(argv)
+            #expect(r.status == 64, "\(argv): exit \(r.status)")
+            #expect(r.stderr.contains("Unknown option '--bogus'"), "\(argv): \(r.stderr)")
+        }
+        // Global options with no subcommand after them.
+        for argv in [["--socket", "/x"], ["--socket"], ["--json"]] {
+            let r = try await cli(argv)
+            #expect(r.status == 64, "\(argv): exit \(r.status): \(r.stderr)")
+            #expect(r.stderr.hasPrefix("Error: "), "\(argv): \(r.stderr)")
+        }
+        let unknownSub = try await cli(["--socket", "/x", "nope"])
+        #expect(unknownSub.status == 64)
+        #expect(unknownSub.stderr.contains("nope"), "\(unknownSub.stderr)")
+    }
+}
+
+/// A line-delimited JSON-RPC server on a Unix socket that answers each
+/// request with `{"method": ..., "params": ...}` of that request, and never
+/// answers `silentMethod`.
+final class EchoServer: @unchecked Sendable {
+    static let silentMethod = "never_answered"
+    let path: String
+    private let dir: String
+    private let fd: Int32
+    private let lock = NSLock()
+    private var count = 0
+    private var open: [Int32] = []
+
+    var requests: Int { lock.withLock { count } }
+
+    init() throws {
+        dir = NSTemporaryDirectory() + "echo-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        path = dir + "/s.sock"
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let r = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard r == 0, listen(fd, 16) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        Thread { [self] in acceptLoop() }.start()
+    }
+
+    private func acceptLoop() {
+        while true {
+            let c = accept(fd, nil, nil)
+            if c < 0 {
+                if errno == EINTR { continue }
+                close(fd)  // here, not in stop(): the number must not be reused while accept may still run
+                return
+            }
+            lock.withLock { open.append(c) }
+            Thread { [self] in serve(c) }.start()
+        }
+    }
+
+    private func serve(_ c: Int32) {
+        defer {
+            lock.withLock {
+                open.removeAll { $0 == c }
+                close(c)
+            }
+        }
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(c, &chunk, chunk.count)
+            if n <= 0 { return }
+            buffer += chunk[0..<n]
+            while let nl = buffer.firstIndex(of: 0x0A) {
+                let line = Array(buffer[..<nl])
+                buffer.removeSubrange(...nl)
+                guard let request = try? JSONValue.parse(line) else { continue }
+                lock.withLock { count += 1 }
+                if request["method"] == .string(Self.silentMethod) { continue }
+                let result: JSONValue = ["method": request["method"] ?? .null, "params": request["params"] ?? .null]
+                let reply: JSONValue = ["jsonrpc": "2.0", "id": request["id"] ?? .null, "result": result]
+                let out = Array((reply.description + "\n").utf8)
+                _ = out.withUnsafeBytes { write(c, $0.baseAddress, $0.count) }
+            }
+        }
+    }
+
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        lock.withLock {
+            for c in open { shutdown(c, Int32(SHUT_RDWR)) }
+        }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}

@@ -5,7 +5,8 @@ import Testing
 import TestSupport
 
 extension FaultTests {
-    /// For every crash point of the engine (VOLUMED_CRASH_AT): the daemon dies
+    /// For every crash point of the engine (VOLUMED_CRASH_AT with
+    /// --enable-crash-points, in a debug build): the daemon dies
     /// by SIGKILL at that step, a daemon restarted under the same instance
     /// name answers and takes the same locks again within the time budget, the
     /// interrupted call succeeds when repeated, `recover` converges, and the
@@ -113,7 +114,7 @@ extension FaultTests {
                 // The crashing daemon.
                 let dir = WorkDir("cp\(i)")
                 let instance = "fault-cp\(i)-\(run)"
-                let crashing = try VolumedProcess(instance: instance, socketPath: dir.socket, environment: ["VOLUMED_CRASH_AT": step])
+                let crashing = try VolumedProcess(instance: instance, socketPath: dir.socket, crashAt: step)
                 let session = try RPCSession(socket: crashing.socketPath, timeout: 60)
                 do {
                     let o = try session.call(method, params)
@@ -220,6 +221,44 @@ extension FaultTests {
             }
             let worst = rows.max { $0.total < $1.total }
             print("crash points covered: \(rows.count)/\(Self.crashPoints.count); worst restart to first lock-taking call: \(worst.map { "\(secs($0.total)) s (\($0.step))" } ?? "-"); budget \(Int(Self.restartLimit)) s, target 5 s")
+        }
+
+        /// A crash point needs the daemon's hidden `--enable-crash-points` flag
+        /// (and a debug build) besides the variable: the environment alone,
+        /// set on a host by accident or inherited, must never kill a daemon.
+        @Test("VOLUMED_CRASH_AT alone arms nothing")
+        func environmentAloneArmsNothing() throws {
+            let run = tag()
+            let scratch = Scratch()
+            let vol = VolumeRef(nil, "fault-env-\(run)")
+            scratch.volume(nil, vol.volume)
+            let daemon = try VolumedProcess(
+                instance: "fault-env-\(run)", environment: ["VOLUMED_CRASH_AT": "create_volume.directory_made"])
+            let s = try RPCSession(socket: daemon.socketPath, timeout: 60)
+            do {
+                let o = try s.call("create_volume", ["volume_path": vp(vol)])
+                #expect(o.ok, "create_volume: \(o)")
+            } catch {
+                Issue.record("create_volume with only VOLUMED_CRASH_AT set: \(error); daemon: \(daemon.waitForExit(timeout: 5).map { "\($0)" } ?? "running")")
+            }
+            #expect(daemon.isRunning)
+            if daemon.isRunning { #expect(daemon.stop()?.status == 0) }
+        }
+
+        /// The flag arms only a step that exists, and says so in one line.
+        @Test("--enable-crash-points needs VOLUMED_CRASH_AT naming a step")
+        func enablingNeedsAKnownStep() throws {
+            let dir = WorkDir("arm")
+            let argv = VolumedProcess.arguments(
+                conf: TestCluster.environment!.confPath, socket: dir.socket, instance: "fault-arm-\(tag())") + ["--enable-crash-points"]
+            for (value, message) in [(nil, "VOLUMED_CRASH_AT is not set"), ("no.such_step", "names no crash point: 'no.such_step'")] {
+                var env = ProcessInfo.processInfo.environment
+                env["VOLUMED_CRASH_AT"] = value
+                let r = try runProcess(BuiltProducts.path("cephfs-volumed"), argv, timeout: 60, environment: env)
+                #expect(r.status != 0)
+                let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error:") }
+                #expect(errors.count == 1 && errors[0].contains(message), "\(r.stderr)")
+            }
         }
 
         /// Retrying delete_volume is what a client does after a crash at

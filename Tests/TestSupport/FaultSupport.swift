@@ -79,7 +79,8 @@ public final class VolumedProcess: @unchecked Sendable {
     /// socket and the log. The log of a given socket's runs go to separate files.
     public init(
         conf: String? = nil, instance: String, socketPath: String? = nil, extraArguments: [String] = [],
-        environment: [String: String] = [:], waitReady: Bool = true, readyTimeout: TimeInterval = 60
+        environment: [String: String] = [:], waitReady: Bool = true, readyTimeout: TimeInterval = 60,
+        crashAt: String? = nil
     ) throws {
         let conf = conf ?? TestCluster.environment!.confPath
         let dir: String
@@ -96,7 +97,14 @@ public final class VolumedProcess: @unchecked Sendable {
         self.instance = instance
         logPath = dir + "/daemon-\(instance)-\(UUID().uuidString.prefix(6)).log"
         launchedAt = Date()
-        // A crash point set for the test run must not reach every daemon.
+        // A crash point set for the test run must not reach every daemon;
+        // one is armed by the variable and the flag together.
+        var environment = environment
+        var extraArguments = extraArguments
+        if let crashAt {
+            environment["VOLUMED_CRASH_AT"] = crashAt
+            extraArguments.append("--enable-crash-points")
+        }
         process = try launchDaemon(
             Self.arguments(conf: conf, socket: self.socketPath, instance: instance) + extraArguments,
             logPath: logPath, environment: environment, unset: ["VOLUMED_CRASH_AT"])
