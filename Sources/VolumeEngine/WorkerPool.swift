@@ -14,9 +14,13 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
     private var idle = 0
     private var threads = 0
     public let maxThreads: Int
+    private let threadName: String
 
-    public init(maxThreads: Int = 256) {
+    /// Work beyond `maxThreads` busy threads waits in a queue: a bound keeps
+    /// calls that hang (in a stuck cluster) from taking every thread.
+    public init(maxThreads: Int = 256, name: String = "volumed-worker") {
         self.maxThreads = maxThreads
+        threadName = name
     }
 
     /// Hands `job` to a thread only when one is idle, or while fewer than
@@ -53,7 +57,7 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
     private func spawn() {
         threads += 1
         let t = Thread { [self] in work() }
-        t.name = "volumed-worker"
+        t.name = threadName
         t.start()
     }
 
