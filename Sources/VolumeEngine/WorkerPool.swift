@@ -45,7 +45,10 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
     public func submit(_ job: @escaping @Sendable () -> Void) {
         condition.lock()
         jobs.append(job)
-        if idle == 0 && threads < maxThreads {
+        // An idle thread that was signalled counts as idle until it wakes:
+        // compare with the jobs waiting, or back-to-back jobs would queue
+        // behind one that blocks (for ever, in a hung cluster).
+        if jobs.count - head > idle && threads < maxThreads {
             spawn()
         } else {
             condition.signal()

@@ -4,6 +4,7 @@ import JSONValue
 import Testing
 import TestSupport
 import VolumeProtocol
+import VolumeEngine
 import VolumeServer
 
 /// Deadlines count from receipt, back-ends do not starve each other, and a
@@ -61,5 +62,32 @@ struct DeadlineTests {
         #expect(r?["error"]?["data"]?["type"] == "ClusterTimeout", "running call: \(r.map { "\($0)" } ?? "no reply")")
         usleep(200_000)
         #expect(!h.events.all.contains("start queued"))
+    }
+}
+
+@Suite("Worker pool")
+struct WorkerPoolStartTests {
+    /// Jobs submitted back to back while one thread is idle all start: the
+    /// idle thread takes one, new threads the others. Counting a thread that
+    /// was signalled but has not woken yet as idle left the others queued
+    /// behind a job that hung (in a frozen MDS) although the pool had room.
+    @Test func backToBackJobsNeverWaitBehindABlockedOne() throws {
+        let pool = WorkerPool(maxThreads: 8)
+        let warm = DispatchSemaphore(value: 0)
+        pool.submit { warm.signal() }
+        warm.wait()
+        usleep(50_000)  // the thread is idle again
+        let started = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        for _ in 0..<4 {
+            pool.submit {
+                started.signal()
+                release.wait()
+            }
+        }
+        var count = 0
+        while count < 4, started.wait(timeout: .now() + 2) == .success { count += 1 }
+        #expect(count == 4, "\(count) of 4 jobs started while each blocks its thread")
+        for _ in 0..<4 { release.signal() }
     }
 }
