@@ -71,7 +71,7 @@ struct Daemon: ParsableCommand {
 
     @Option(
         name: .customLong("request-timeout"),
-        help: "Seconds from receipt before a call is answered with ClusterTimeout, 0 for never [request_timeout] (default: the cluster timeout × 4, so 60 s).")
+        help: "Seconds from receipt before a call is answered with ClusterTimeout, 0 for never [request_timeout] (default: the cluster timeout times 4, so 60 s).")
     var requestTimeout: Double?
 
     @Option(

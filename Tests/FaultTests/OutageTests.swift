@@ -227,7 +227,10 @@ extension FaultTests.OutageFaults {
 
         Self.thaw(pc, ["osd.0"])
         thawed = true
-        let back = Self.retryUntilOK(s, "create_volume", ["volume_path": vp(VolumeRef(nil, "osdout2-\(run)"))], timeout: 90)
+        // An MDS blocked on the frozen OSD may have missed its beacons and been
+        // replaced: the file system can take a while (replay, reconnect) to serve again.
+        #expect(pc.waitForMDS(timeout: 120) != nil, "MDS ranks active after the thaw")
+        let back = Self.retryUntilOK(s, "create_volume", ["volume_path": vp(VolumeRef(nil, "osdout2-\(run)"))], timeout: 150)
         #expect(back == "ok", "create_volume after the thaw: \(back)\n\(daemon.logTail())")
         print("OSD outage (cluster timeout \(clusterTimeout) s, default deadline): create_volume \(create); put_object \(put)")
         #expect(daemon.stop()?.status == 0)
