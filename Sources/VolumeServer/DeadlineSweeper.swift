@@ -61,10 +61,11 @@ final class DeadlineSweeper: @unchecked Sendable {  // the timer is only configu
         for cutOff in expired { cutOff(.deadline) }
     }
 
-    /// Registers a call just received; `cutOff` answers it if it is cut off
-    /// (by its deadline or a shutdown) before it ends.
-    func add(_ cutOff: @escaping @Sendable (Cutoff) -> Void) -> UInt64 {
-        let deadline = timeout > 0 ? DispatchTime.now() + timeout : nil
+    /// Registers a call just received, whose deadline is `extraTime` seconds
+    /// later than others'; `cutOff` answers it if it is cut off (by its
+    /// deadline or a shutdown) before it ends.
+    func add(extraTime: Double = 0, _ cutOff: @escaping @Sendable (Cutoff) -> Void) -> UInt64 {
+        let deadline = timeout > 0 ? DispatchTime.now() + timeout + extraTime : nil
         return entries.withLock { e in
             let id = e.next
             e.next += 1

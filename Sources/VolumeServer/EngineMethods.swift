@@ -173,7 +173,8 @@ public enum EngineMethods {
                 let id = try authID(p)
                 let v = try p.optionalVolumePath("volume_path")
                 let timeout = try p.optionalSeconds("timeout") ?? 30
-                return PreparedCall(keys: [authKey(id)]) {
+                // It may wait `timeout` for the MDS on purpose: that is not the cluster hanging.
+                return PreparedCall(keys: [authKey(id)], extraTime: timeout) {
                     try e.evict(authID: id, volume: v, timeout: timeout)
                     return .null
                 }

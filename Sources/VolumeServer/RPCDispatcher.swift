@@ -10,10 +10,14 @@ import VolumeProtocol
 public struct PreparedCall: Sendable {
     /// Serialisation keys; empty for calls that need none.
     public let keys: [String]
+    /// Seconds added to the request timeout for this call, for one that
+    /// waits on purpose (evict's own `timeout`).
+    public let extraTime: Double
     public let execute: @Sendable () throws -> JSONValue
 
-    public init(keys: [String] = [], execute: @escaping @Sendable () throws -> JSONValue) {
+    public init(keys: [String] = [], extraTime: Double = 0, execute: @escaping @Sendable () throws -> JSONValue) {
         self.keys = keys
+        self.extraTime = extraTime
         self.execute = execute
     }
 }
@@ -191,10 +195,10 @@ public final class RPCDispatcher: Sendable {
             respond(outcome)
         }
         let received = DispatchTime.now()
-        let ticket = calls.add { [requestTimeout] cutoff in
+        let ticket = calls.add(extraTime: call.extraTime) { [requestTimeout] cutoff in
             switch cutoff {
             case .deadline:
-                finish(.failure(.engine(.clusterTimeout, "\(method.name) did not finish within \(requestTimeout) s", errno: 110, errnoName: "ETIMEDOUT")))
+                finish(.failure(.engine(.clusterTimeout, "\(method.name) did not finish within \(requestTimeout + call.extraTime) s", errno: 110, errnoName: "ETIMEDOUT")))
             case .shutdownQueued:
                 finish(.failure(RPCError(code: .shuttingDown, message: "shutting down: \(method.name) not started")))
             case .shutdownRunning:

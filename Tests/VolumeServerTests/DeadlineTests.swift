@@ -31,6 +31,14 @@ struct DeadlineTests {
         #expect(!h.events.all.contains("start late"), "a call answered ClusterTimeout before it started ran later: \(h.events.all)")
     }
 
+    @Test func aCallThatWaitsOnPurposeGetsItsExtraTime() throws {
+        let h = try ServerHarness(requestTimeout: 0.3)
+        let ok = try h.call(Self.line(1, "patient", #"{"ms":700,"extra":2}"#))
+        #expect(ok["result"] == 700, "\(ok)")
+        let late = try h.call(Self.line(2, "patient", #"{"ms":1500,"extra":0.5}"#))
+        #expect(late["error"]?["data"]?["type"] == "ClusterTimeout", "\(late)")
+    }
+
     @Test func stuckCallsOnOneBackendDoNotStarveAnother() throws {
         let h = try ServerHarness(requestTimeout: 10)
         // More sleeps than the fs pool has threads, as 300 calls stuck on an MDS.

@@ -19,7 +19,8 @@ final class ServerHarness: @unchecked Sendable {
     /// - `sleep` {ms, key?}: sleeps, with an optional serialisation key;
     /// - `fail`: an engine error (VolumeClientError, EEXIST);
     /// - `record` {key, tag, ms}: appends "start tag"/"end tag" to `events` around a sleep, under `key`;
-    /// - `monsleep` {ms}: a sleep on the mon back-end's pool.
+    /// - `monsleep` {ms}: a sleep on the mon back-end's pool;
+    /// - `patient` {ms, extra}: a sleep whose deadline is `extra` seconds later, as evict's.
     init(limits: ServerLimits = ServerLimits(), requestTimeout: Double = 0, configure: (inout ServerConfiguration) -> Void = { _ in }) throws {
         dir = NSTemporaryDirectory() + "volumed-srv-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -55,6 +56,14 @@ final class ServerHarness: @unchecked Sendable {
                     usleep(UInt32(ms) * 1000)
                     events.append("end \(tag)")
                     return .string(tag)
+                }
+            },
+            MethodHandler("patient") { p in
+                let ms = try p.optionalInt("ms") ?? 10
+                let extra = try p.optionalSeconds("extra") ?? 0
+                return PreparedCall(extraTime: extra) {
+                    usleep(UInt32(ms) * 1000)
+                    return .int(ms)
                 }
             },
             MethodHandler("monsleep", backend: .mon) { p in
