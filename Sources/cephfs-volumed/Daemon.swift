@@ -222,7 +222,7 @@ struct Daemon: ParsableCommand {
             unmounted.signal()
         }
         if unmounted.wait(timeout: .now() + (stuck > 0 ? 1 : 5)) == .timedOut {
-            logger.warning("\(dispatcher.executingCount) calls still stuck in the cluster; exiting without a clean unmount")
+            logger.warning("the unmount did not finish (\(dispatcher.executingCount) calls still stuck in the cluster); exiting without a clean unmount")
             // Returning would run exit handlers, which may wait on the same
             // locks as the stuck threads.
             fflush(nil)
