@@ -238,6 +238,40 @@ extension FaultTests.OutageFaults {
 }
 
 extension FaultTests.OutageFaults {
+    @Test("mon down: a call queued behind a stuck one on its auth ID is answered by its own deadline")
+    func queuedBehindAStuckMonCall() throws {
+        let pc = try FaultTests.OutageFaults.cluster()
+        #expect(pc.waitForMDS(timeout: 60) != nil, "cluster healthy before the test")
+        let run = tag()
+        // As in issue 12: a mon command may take the whole cluster timeout, 20 s.
+        let deadline = 5.0
+        let daemon = try VolumedProcess(
+            conf: pc.confPath, instance: "outage-mon-\(run)",
+            extraArguments: ["--request-timeout", "\(Int(deadline))", "--cluster-timeout", "20"])
+        let socket = daemon.socketPath
+        let s = try RPCSession(socket: socket, timeout: 60)
+        let vol = VolumeRef(nil, "monq-\(run)")
+        let id = "monq-\(run)"
+        try s.require("create_volume", ["volume_path": vp(vol)])
+
+        try pc.stopDaemon("mon.a")
+        var started = false
+        defer { if !started { try? pc.startDaemon("mon.a") } }
+        let first = Pending { Self.call(socket, "authorize", authorizeParams(vol, id), wait: 40) }
+        let second = Pending(after: 0.5) { Self.call(socket, "authorize", authorizeParams(vol, id), wait: 40) }
+        let (a, b) = (first.result(), second.result())
+        #expect(a.errorType == "ClusterTimeout" && a.seconds <= deadline * 2, "first authorize with the mon down: \(a)")
+        #expect(b.errorType == "ClusterTimeout" && b.seconds <= deadline * 2, "second authorize, queued on the same auth ID: \(b) (deadline \(deadline) s)")
+
+        try pc.startDaemon("mon.a")
+        started = true
+        #expect(pc.waitForQuorum(timeout: 60) != nil, "mon.a back in quorum")
+        print("mon down (deadline \(deadline) s, cluster timeout 20 s): first authorize \(a); second, queued on its auth ID, \(b)")
+        #expect(daemon.stop()?.status == 0)
+    }
+}
+
+extension FaultTests.OutageFaults {
     /// Evicts, once the MDS ranks are active, the sessions of a daemon that exited without unmounting.
     static func evictSessions(_ pc: PrivateCluster, instance: String) {
         guard let map = pc.waitForMDS(timeout: 90), let admin = try? PrivateAdmin(pc) else { return }
