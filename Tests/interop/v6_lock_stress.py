@@ -317,7 +317,7 @@ def main():
     os.environ["CEPH_DEV_DIR"] = a.dev_dir
     env = conftest._cluster_env()
     d = conftest.Daemon(env)
-    d.start()
+    d.start(timeout=300)
     hung = 0
     try:
         for r in range(a.runs):
