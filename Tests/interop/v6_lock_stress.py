@@ -338,6 +338,12 @@ def main():
     finally:
         rc = d.stop(timeout=60)
         print("daemon exit", rc, "log", d.log_path)
+        if conftest.PRIVATE_PREFIX:
+            r = conftest.RawFS(env)
+            try:
+                r.rmtree(conftest.VOLUME_PREFIX)
+            finally:
+                r.unmount()
     print("{} of {} runs hung".format(hung, a.runs))
 
 
