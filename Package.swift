@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "cephfs-volumed",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "cephfs-volumed", targets: ["cephfs-volumed"]),
         .executable(name: "rpc-cli", targets: ["rpc-cli"]),
