@@ -29,6 +29,8 @@ let package = Package(
         .target(name: "CEpoll"),
 
         .target(name: "JSONValue"),
+        // Small POSIX helpers (Unix socket addresses, EINTR retries) every module shares.
+        .target(name: "POSIXSupport"),
         .target(
             name: "Ceph",
             dependencies: ["CRados", "CCephFS", "JSONValue"]
@@ -43,11 +45,11 @@ let package = Package(
         .target(
             name: "VolumeServer",
             dependencies: [
-                "VolumeEngine", "VolumeProtocol", "JSONValue", "Ceph", "CEpoll",
+                "VolumeEngine", "VolumeProtocol", "JSONValue", "Ceph", "CEpoll", "POSIXSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "VolumeClient", dependencies: ["VolumeProtocol", "JSONValue"]),
+        .target(name: "VolumeClient", dependencies: ["VolumeProtocol", "JSONValue", "POSIXSupport"]),
         .executableTarget(
             name: "cephfs-volumed",
             dependencies: [
@@ -67,13 +69,13 @@ let package = Package(
         .executableTarget(
             name: "volumed-bench",
             dependencies: [
-                "VolumeClient", "VolumeProtocol", "JSONValue", "Ceph",
+                "VolumeClient", "VolumeProtocol", "JSONValue", "Ceph", "POSIXSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
 
-        .target(name: "TestSupport", dependencies: ["Ceph", "JSONValue"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Ceph", "JSONValue", "POSIXSupport"], path: "Tests/TestSupport"),
         .testTarget(name: "JSONValueTests", dependencies: ["JSONValue"]),
         .testTarget(name: "CephTests", dependencies: ["Ceph", "TestSupport"]),
         .testTarget(name: "VolumeProtocolTests", dependencies: ["VolumeProtocol", "JSONValue"]),
@@ -82,13 +84,13 @@ let package = Package(
             dependencies: ["VolumeServer", "VolumeEngine", "VolumeProtocol", "JSONValue", "TestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "VolumeClientTests", dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport"]),
+        .testTarget(name: "VolumeClientTests", dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport", "POSIXSupport"]),
         .testTarget(name: "VolumeEngineTests", dependencies: ["VolumeEngine", "Ceph", "JSONValue", "TestSupport"]),
         .testTarget(name: "FaultTests", dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport", "Ceph", "cephfs-volumed", "rpc-cli"]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "VolumeClient", "VolumeProtocol", "VolumeServer", "VolumeEngine", "TestSupport", "JSONValue",
+                "VolumeClient", "VolumeProtocol", "VolumeServer", "VolumeEngine", "TestSupport", "JSONValue", "POSIXSupport",
                 "cephfs-volumed", "rpc-cli", .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,5 +1,6 @@
 import Foundation
 import JSONValue
+import POSIXSupport
 import Testing
 import TestSupport
 import VolumeClient
@@ -95,13 +96,7 @@ struct DaemonTests {
         let path = dir + "/s.sock"
         // Leave a socket file behind that nobody listens on, as a crashed daemon does.
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: Array(path.utf8))
-            raw[path.utf8.count] = 0
-        }
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        _ = UnixSocketAddress(path: path)!.withSockaddr { bind(fd, $0, $1) }
         close(fd)
         #expect(FileManager.default.fileExists(atPath: path))
 

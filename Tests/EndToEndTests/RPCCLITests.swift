@@ -1,5 +1,6 @@
 import Foundation
 import JSONValue
+import POSIXSupport
 import Testing
 import TestSupport
 import VolumeClient
@@ -551,25 +552,15 @@ final class EchoServer: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         path = dir + "/s.sock"
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let r = UnixSocketAddress(path: path)!.withSockaddr { bind(fd, $0, $1) }
         guard r == 0, listen(fd, 16) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         Thread { [self] in acceptLoop() }.start()
     }
 
     private func acceptLoop() {
         while true {
-            let c = accept(fd, nil, nil)
+            let c = retryingOnInterrupt { accept(fd, nil, nil) }
             if c < 0 {
-                if errno == EINTR { continue }
                 close(fd)  // here, not in stop(): the number must not be reused while accept may still run
                 return
             }

@@ -1,6 +1,7 @@
 import Ceph
 import Foundation
 import JSONValue
+import POSIXSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -487,7 +488,7 @@ public func spawnAndWait(_ argv: [String], environment: [String: String], timeou
         if w < 0 && errno != EINTR { throw DaemonError("waitpid \(pid): \(String(cString: strerror(errno)))") }
         if Date() >= deadline {
             kill(pid, SIGKILL)
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            _ = retryingOnInterrupt { waitpid(pid, &status, 0) }
             break
         }
         usleep(50_000)
