@@ -102,31 +102,7 @@ struct Daemon: ParsableCommand {
 
     /// The file's settings with the flags on top.
     func merged() throws -> Configuration {
-        var c = try config.map { try Configuration.load(path: $0) } ?? Configuration()
-        if let v = socket { c.socket = v }
-        if let v = conf { c.conf = v }
-        if let v = id { c.id = v }
-        if let v = cluster { c.cluster = v }
-        if let v = fsName { c.fsName = v }
-        if let v = volumePrefix { c.volumePrefix = v }
-        if let v = namespacePrefix { c.namespacePrefix = v }
-        if let v = instance { c.instance = v }
-        if let v = socketGroup { c.socketGroup = v }
-        if !allowUIDs.isEmpty { c.allowUIDs = allowUIDs }
-        if !allowGIDs.isEmpty { c.allowGIDs = allowGIDs }
-        if let v = maxLineLength { c.maxLineLength = v }
-        if let v = maxConnections { c.maxConnections = v }
-        if let v = maxConnectionsPerPeer { c.maxConnectionsPerPeer = v }
-        if let v = lineBufferBudget { c.lineBufferBudget = v }
-        if let v = maxInFlight { c.maxInFlight = v }
-        if let v = idleTimeout { c.idleTimeout = v }
-        if let v = slowWriterTimeout { c.slowWriterTimeout = v }
-        if let v = requestTimeout { c.requestTimeout = v }
-        if let v = drainTimeout { c.drainTimeout = v }
-        if let v = clusterTimeout { c.clusterTimeout = v }
-        if let v = busyPoll { c.busyPoll = v }
-        if let v = logLevel { c.logLevel = v }
-        return c
+        try (config.map { try Configuration.load(path: $0) } ?? Configuration()).overlaid(with: self)
     }
 
     func run() throws {
