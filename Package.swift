@@ -31,6 +31,8 @@ let package = Package(
         .target(name: "JSONValue"),
         // Small POSIX helpers (Unix socket addresses, EINTR retries) every module shares.
         .target(name: "POSIXSupport"),
+        // The dev cluster's env file and the processes run against it, for the tests and the bench.
+        .target(name: "DevCluster"),
         .target(
             name: "Ceph",
             dependencies: ["CRados", "CCephFS", "JSONValue"]
@@ -69,13 +71,13 @@ let package = Package(
         .executableTarget(
             name: "volumed-bench",
             dependencies: [
-                "VolumeClient", "VolumeProtocol", "JSONValue", "Ceph", "POSIXSupport",
+                "VolumeClient", "VolumeProtocol", "JSONValue", "Ceph", "POSIXSupport", "DevCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
 
-        .target(name: "TestSupport", dependencies: ["Ceph", "JSONValue", "POSIXSupport"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Ceph", "JSONValue", "POSIXSupport", "DevCluster"], path: "Tests/TestSupport"),
         .testTarget(name: "JSONValueTests", dependencies: ["JSONValue"]),
         .testTarget(name: "CephTests", dependencies: ["Ceph", "TestSupport"]),
         .testTarget(name: "VolumeProtocolTests", dependencies: ["VolumeProtocol", "JSONValue"]),

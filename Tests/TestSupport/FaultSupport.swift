@@ -192,18 +192,10 @@ public final class VolumedProcess: @unchecked Sendable {
         return path
     }
 
-    public func logTail(_ lines: Int = 30) -> String {
-        log().split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
-    }
+    public func logTail(_ lines: Int = 30) -> String { fileTail(logPath, lines: lines) }
 
     /// The resident set size from /proc, in KiB.
-    public func rssKiB() -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
-        }
-        return nil
-    }
+    public func rssKiB() -> Int? { residentSetKiB(pid: pid) }
 
     deinit {
         // A daemon that died of a signal nobody sent it crashed: keep its log.
