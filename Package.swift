@@ -32,7 +32,7 @@ let package = Package(
         // Small POSIX helpers (Unix socket addresses, EINTR retries) every module shares.
         .target(name: "POSIXSupport"),
         // The dev cluster's env file and the processes run against it, for the tests and the bench.
-        .target(name: "DevCluster"),
+        .target(name: "DevCluster", dependencies: ["POSIXSupport"]),
         .target(
             name: "Ceph",
             dependencies: ["CRados", "CCephFS", "JSONValue"]

@@ -1,4 +1,5 @@
 import Foundation
+import POSIXSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -140,4 +141,62 @@ public func residentSetKiB(pid: pid_t) -> Int? {
         return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
     }
     return nil
+}
+
+/// How a spawned program ended.
+public struct SpawnResult: Sendable {
+    /// The exit status, or 128 + signal when a signal ended it.
+    public let status: Int32
+    /// Killed (SIGKILL) for running past its time limit.
+    public let timedOut: Bool
+}
+
+public struct SpawnError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Runs `argv` with posix_spawn and waits for it with waitpid, SIGKILL after
+/// `timeout` seconds. Not Foundation's `Process`: on Linux it learns that a
+/// child ended from a descriptor that the child's own children inherit, and
+/// under concurrent launches it can close pipe descriptors twice
+/// (swiftlang/swift#57827). `stdin`, `stdout` and `stderr` name files for
+/// descriptors 0 to 2 (output files are truncated); nil inherits ours.
+public func spawnProcess(
+    _ argv: [String], environment: [String: String], stdin: String? = nil, stdout: String? = nil, stderr: String? = nil,
+    timeout: TimeInterval, pollInterval: useconds_t = 5_000
+) throws(SpawnError) -> SpawnResult {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if let stdin { posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0) }
+    for (fd, path) in [(Int32(1), stdout), (2, stderr)] {
+        if let path { posix_spawn_file_actions_addopen(&actions, fd, path, O_WRONLY | O_CREAT | O_TRUNC, 0o600) }
+    }
+    let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+    let cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        for p in cArgs { free(p) }
+        for p in cEnv { free(p) }
+    }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
+    guard rc == 0 else { throw SpawnError(description: "posix_spawn \(argv[0]): \(String(cString: strerror(rc)))") }
+    let deadline = Date().addingTimeInterval(timeout)
+    var status: Int32 = 0
+    var timedOut = false
+    while true {
+        let w = waitpid(pid, &status, WNOHANG)
+        if w == pid { break }
+        if w < 0 && errno != EINTR { throw SpawnError(description: "waitpid \(pid): \(String(cString: strerror(errno)))") }
+        if Date() >= deadline {
+            kill(pid, SIGKILL)
+            _ = retryingOnInterrupt { waitpid(pid, &status, 0) }
+            timedOut = true
+            break
+        }
+        usleep(pollInterval)
+    }
+    // WIFEXITED / WEXITSTATUS, else the signal.
+    let low = status & 0x7f
+    return SpawnResult(status: low == 0 ? (status >> 8) & 0xff : 128 + low, timedOut: timedOut)
 }
