@@ -146,6 +146,31 @@ struct DaemonTests {
         }
     }
 
+    /// Every `[key]` the help names is one the config file reads and checks:
+    /// a flag added without its config key (or the reverse) shows here.
+    @Test func everyConfigKeyInTheHelpIsReadFromTheFile() throws {
+        let exe = BuiltProducts.path("cephfs-volumed")
+        let dump = try JSONValue.parse(try runProcess(exe, ["--experimental-dump-help"]).stdout)
+        var keys: [String] = []
+        for argument in dump["command"]?["arguments"]?.arrayValue ?? [] where argument["kind"] == "option" {
+            let abstract = argument["abstract"]?.stringValue ?? ""
+            guard let open = abstract.firstIndex(of: "["), let close = abstract[open...].firstIndex(of: "]") else { continue }
+            keys.append(String(abstract[abstract.index(after: open)..<close]))
+        }
+        #expect(keys.count >= 20)
+        let dir = NSTemporaryDirectory() + "volumed-keys-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for key in keys {
+            // An object is no option's type: a known key is refused for its value.
+            let path = dir + "/\(key).json"
+            try #"{"\#(key)": {}}"#.write(toFile: path, atomically: true, encoding: .utf8)
+            let r = try runProcess(exe, ["--config", path])
+            #expect(r.status != 0)
+            #expect(r.stderr.contains("'\(key)' must be"), "\(key): \(r.stderr)")
+        }
+    }
+
     /// A busy-poll outside 0...10000 µs is refused with one clear line, before
     /// anything is touched.
     @Test(arguments: ["-5", "10001"])
