@@ -55,7 +55,7 @@ struct Configuration {
         Option("request_timeout", \.requestTimeout, \.requestTimeout, .seconds),
         Option("drain_timeout", \.drainTimeout, \.drainTimeout, .seconds),
         Option("cluster_timeout", \.clusterTimeout, \.clusterTimeout, .count),
-        Option("busy_poll_us", \.busyPoll, \.busyPoll, .count),
+        Option("busy_poll_us", \.busyPollUs, \.busyPoll, .count),
         Option("log_level", \.logLevel, \.logLevel, .string),
     ] }
 
