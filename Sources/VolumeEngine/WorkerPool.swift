@@ -14,9 +14,13 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
     private var idle = 0
     private var threads = 0
     public let maxThreads: Int
+    private let threadName: String
 
-    public init(maxThreads: Int = 256) {
+    /// Work beyond `maxThreads` busy threads waits in a queue: a bound keeps
+    /// calls that hang (in a stuck cluster) from taking every thread.
+    public init(maxThreads: Int = 256, name: String = "volumed-worker") {
         self.maxThreads = maxThreads
+        threadName = name
     }
 
     /// Hands `job` to a thread only when one is idle, or while fewer than
@@ -41,7 +45,10 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
     public func submit(_ job: @escaping @Sendable () -> Void) {
         condition.lock()
         jobs.append(job)
-        if idle == 0 && threads < maxThreads {
+        // An idle thread that was signalled counts as idle until it wakes:
+        // compare with the jobs waiting, or back-to-back jobs would queue
+        // behind one that blocks (for ever, in a hung cluster).
+        if jobs.count - head > idle && threads < maxThreads {
             spawn()
         } else {
             condition.signal()
@@ -53,7 +60,7 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
     private func spawn() {
         threads += 1
         let t = Thread { [self] in work() }
-        t.name = "volumed-worker"
+        t.name = threadName
         t.start()
     }
 

@@ -37,13 +37,16 @@ public enum EngineMethods {
         return .array(ids.map { [.string($0.authID), .string($0.accessLevel)] })
     }
 
+    /// Each method's back-end picks its thread pool: `server_info` reads only
+    /// local state, `get_mon_addrs` asks only the mons, the object methods only
+    /// the OSDs, and the rest need the file system (`.fs`, the default).
     public static func handlers(engine e: VolumeEngine, stats: ServerStats) -> [MethodHandler] {
         [
             MethodHandler(Method.ping, inline: true) { p in
                 try p.allowOnly([])
                 return PreparedCall { "pong" }
             },
-            MethodHandler(Method.serverInfo) { p in
+            MethodHandler(Method.serverInfo, backend: .local) { p in
                 try p.allowOnly([])
                 return PreparedCall {
                     [
@@ -57,7 +60,7 @@ public enum EngineMethods {
                     ]
                 }
             },
-            MethodHandler(Method.getMonAddrs) { p in
+            MethodHandler(Method.getMonAddrs, backend: .mon) { p in
                 try p.allowOnly([])
                 return PreparedCall { .array(try e.getMonAddrs().map { .string($0) }) }
             },
@@ -170,7 +173,8 @@ public enum EngineMethods {
                 let id = try authID(p)
                 let v = try p.optionalVolumePath("volume_path")
                 let timeout = try p.optionalSeconds("timeout") ?? 30
-                return PreparedCall(keys: [authKey(id)]) {
+                // It may wait `timeout` for the MDS on purpose: that is not the cluster hanging.
+                return PreparedCall(keys: [authKey(id)], extraTime: timeout) {
                     try e.evict(authID: id, volume: v, timeout: timeout)
                     return .null
                 }
@@ -227,7 +231,7 @@ public enum EngineMethods {
             },
 
             // RADOS objects
-            MethodHandler(Method.putObject, mutating: true) { p in
+            MethodHandler(Method.putObject, mutating: true, backend: .osd) { p in
                 try p.allowOnly(["pool_name", "object_name", "data"])
                 let (pool, object) = try objectNames(p)
                 let data = try p.base64("data")
@@ -236,7 +240,7 @@ public enum EngineMethods {
                     return .null
                 }
             },
-            MethodHandler(Method.putObjectVersioned, mutating: true) { p in
+            MethodHandler(Method.putObjectVersioned, mutating: true, backend: .osd) { p in
                 try p.allowOnly(["pool_name", "object_name", "data", "version"])
                 let (pool, object) = try objectNames(p)
                 let data = try p.base64("data")
@@ -246,12 +250,12 @@ public enum EngineMethods {
                     return .null
                 }
             },
-            MethodHandler(Method.getObject) { p in
+            MethodHandler(Method.getObject, backend: .osd) { p in
                 try p.allowOnly(["pool_name", "object_name"])
                 let (pool, object) = try objectNames(p)
                 return PreparedCall { .string(Base64.encode(try e.getObject(pool: pool, object: object))) }
             },
-            MethodHandler(Method.getObjectAndVersion) { p in
+            MethodHandler(Method.getObjectAndVersion, backend: .osd) { p in
                 try p.allowOnly(["pool_name", "object_name"])
                 let (pool, object) = try objectNames(p)
                 return PreparedCall {
@@ -259,7 +263,7 @@ public enum EngineMethods {
                     return ["data": .string(Base64.encode(data)), "version": .int(version)]
                 }
             },
-            MethodHandler(Method.deleteObject, mutating: true) { p in
+            MethodHandler(Method.deleteObject, mutating: true, backend: .osd) { p in
                 try p.allowOnly(["pool_name", "object_name"])
                 let (pool, object) = try objectNames(p)
                 return PreparedCall(keys: ["pool:\(pool)"]) {

@@ -12,9 +12,13 @@ import VolumeEngine
 /// order, so the oldest waiting call always heads all of its FIFOs and
 /// nothing can deadlock, whatever keys calls combine. No global lock is held
 /// while work runs.
+///
+/// Each call names the pool it runs on, so calls on different back-ends
+/// share the keys' order but not their threads.
 public final class KeyedSerializer: Sendable {
     private struct Ticket {
         let keys: [String]
+        let pool: WorkerPool
         let work: @Sendable () -> Void
         var running = false
     }
@@ -26,11 +30,8 @@ public final class KeyedSerializer: Sendable {
     }
 
     private let state = Mutex(State())
-    private let pool: WorkerPool
 
-    init(pool: WorkerPool) {
-        self.pool = pool
-    }
+    init() {}
 
     /// The order keys are listed in: auth before group before volume, as the seed takes its locks.
     public static func ordered(_ keys: [String]) -> [String] {
@@ -41,8 +42,8 @@ public final class KeyedSerializer: Sendable {
         return Array(Set(keys)).sorted { (rank($0), $0) < (rank($1), $1) }
     }
 
-    /// Runs `work` on the pool once all `keys` are free.
-    public func submit(keys: [String], _ work: @escaping @Sendable () -> Void) {
+    /// Runs `work` on `pool` once all `keys` are free.
+    public func submit(keys: [String], pool: WorkerPool, _ work: @escaping @Sendable () -> Void) {
         if keys.isEmpty {
             pool.submit(work)
             return
@@ -52,19 +53,19 @@ public final class KeyedSerializer: Sendable {
             let id = s.nextID
             s.nextID += 1
             for k in keys { s.fifos[k, default: []].append(id) }
-            var ticket = Ticket(keys: keys, work: work)
+            var ticket = Ticket(keys: keys, pool: pool, work: work)
             let heads = keys.allSatisfy { s.fifos[$0]!.first == id }
             ticket.running = heads
             s.tickets[id] = ticket
             return heads
         }
-        if runnable { start(work: work, keys: keys) }
+        if runnable { start(work: work, keys: keys, pool: pool) }
     }
 
     /// The number of calls waiting for or holding keys.
     public var pendingCount: Int { state.withLock { $0.tickets.count } }
 
-    private func start(work: @escaping @Sendable () -> Void, keys: [String]) {
+    private func start(work: @escaping @Sendable () -> Void, keys: [String], pool: WorkerPool) {
         pool.submit { [self] in
             work()
             finish(keys: keys)
@@ -72,7 +73,7 @@ public final class KeyedSerializer: Sendable {
     }
 
     private func finish(keys: [String]) {
-        let next: [(@Sendable () -> Void, [String])] = state.withLock { s in
+        let next: [Ticket] = state.withLock { s in
             guard let id = s.fifos[keys[0]]?.first else { return [] }
             s.tickets[id] = nil
             var candidates: [UInt64] = []
@@ -80,17 +81,17 @@ public final class KeyedSerializer: Sendable {
                 s.fifos[k]!.removeFirst()
                 if let head = s.fifos[k]!.first { candidates.append(head) } else { s.fifos[k] = nil }
             }
-            var ready: [(@Sendable () -> Void, [String])] = []
+            var ready: [Ticket] = []
             for c in candidates {
                 guard var t = s.tickets[c], !t.running else { continue }
                 if t.keys.allSatisfy({ s.fifos[$0]?.first == c }) {
                     t.running = true
                     s.tickets[c] = t
-                    ready.append((t.work, t.keys))
+                    ready.append(t)
                 }
             }
             return ready
         }
-        for (work, keys) in next { start(work: work, keys: keys) }
+        for t in next { start(work: t.work, keys: t.keys, pool: t.pool) }
     }
 }

@@ -10,11 +10,40 @@ import VolumeProtocol
 public struct PreparedCall: Sendable {
     /// Serialisation keys; empty for calls that need none.
     public let keys: [String]
+    /// Seconds added to the request timeout for this call, for one that
+    /// waits on purpose (evict's own `timeout`).
+    public let extraTime: Double
     public let execute: @Sendable () throws -> JSONValue
 
-    public init(keys: [String] = [], execute: @escaping @Sendable () throws -> JSONValue) {
+    public init(keys: [String] = [], extraTime: Double = 0, execute: @escaping @Sendable () throws -> JSONValue) {
         self.keys = keys
+        self.extraTime = extraTime
         self.execute = execute
+    }
+}
+
+/// The part of the cluster a method needs. Each runs on a thread pool of its
+/// own, so calls hung on one back-end (an MDS outage hangs libcephfs calls
+/// with no time limit) cannot take the threads the others need.
+public enum Backend: String, Sendable, CaseIterable {
+    /// The file system: the MDS, and the OSDs through libcephfs. Also calls
+    /// that need the file system and the mons.
+    case fs
+    /// Only the mons (librados mon commands, bounded by --cluster-timeout).
+    case mon
+    /// Only the OSDs (librados object calls, bounded by --cluster-timeout).
+    case osd
+    /// Nothing remote that can hang.
+    case local
+
+    /// Most threads per back-end; calls beyond wait for one (and their deadline).
+    public var maxThreads: Int {
+        switch self {
+        case .fs: 256
+        case .mon: 32
+        case .osd: 64
+        case .local: 8
+        }
     }
 }
 
@@ -26,15 +55,18 @@ public struct MethodHandler: Sendable {
     /// Inline calls never block (no cluster round trip), so they run on the
     /// event loop thread that read them instead of a worker thread.
     public let inline: Bool
+    /// The thread pool the call runs on.
+    public let backend: Backend
     public let prepare: @Sendable (Params) throws -> PreparedCall
 
     public init(
-        _ name: String, mutating: Bool = false, inline: Bool = false,
+        _ name: String, mutating: Bool = false, inline: Bool = false, backend: Backend = .fs,
         prepare: @escaping @Sendable (Params) throws -> PreparedCall
     ) {
         self.name = name
         self.mutating = mutating
         self.inline = inline
+        self.backend = backend
         self.prepare = prepare
     }
 }
@@ -43,20 +75,41 @@ public struct MethodHandler: Sendable {
 /// id rules, then runs the method on the work queue and hands back the reply bytes.
 public final class RPCDispatcher: Sendable {
     public let methods: [String: MethodHandler]
-    let serializer: KeyedSerializer
+    let serializer = KeyedSerializer()
+    private let pools: [WorkerPool]
     let logger: Logger
     public let stats: ServerStats
-    /// Seconds a call may run before its caller gets `ClusterTimeout`; 0 disables.
+    /// Seconds from receipt until the caller gets `ClusterTimeout`; 0 disables.
     let requestTimeout: Double
-    private let deadlines: DeadlineSweeper?
+    private let calls: DeadlineSweeper
+    /// Set once shutdown has cut calls off: later calls get -32003.
+    private let refusing = Atomic<Bool>(false)
+    /// Calls inside `execute`, including those already answered by their deadline.
+    private let executing = Atomic<Int>(0)
 
     public init(methods: [MethodHandler], logger: Logger, stats: ServerStats = ServerStats(), requestTimeout: Double = 0) {
         self.methods = Dictionary(methods.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
-        serializer = KeyedSerializer(pool: WorkerPool())
+        pools = Backend.allCases.map { WorkerPool(maxThreads: $0.maxThreads, name: "volumed-\($0.rawValue)") }
         self.logger = logger
         self.stats = stats
         self.requestTimeout = requestTimeout
-        deadlines = requestTimeout > 0 ? DeadlineSweeper(resolution: min(0.25, requestTimeout / 4)) : nil
+        calls = DeadlineSweeper(timeout: requestTimeout)
+    }
+
+    private func pool(_ b: Backend) -> WorkerPool { pools[Backend.allCases.firstIndex(of: b)!] }
+
+    /// Calls still running in the cluster, answered or not: while any is, an
+    /// unmount would wait for it.
+    public var executingCount: Int { executing.load(ordering: .relaxed) }
+
+    /// Ends a shutdown's drain: answers every call not yet answered, those not
+    /// started with -32003 (they never will be), those still running with
+    /// `ClusterTimeout` (they may yet take effect), and refuses later calls
+    /// with -32003. Returns how many of each were answered.
+    @discardableResult
+    public func cutOffForShutdown() -> (queued: Int, running: Int) {
+        refusing.store(true, ordering: .sequentiallyConsistent)
+        return calls.cutOffAll()
     }
 
     /// Handles one line; `reply` is called once, with nil when nothing is to be sent.
@@ -124,9 +177,15 @@ public final class RPCDispatcher: Sendable {
             }
             return
         }
+        if refusing.load(ordering: .relaxed) {
+            respond(.failure(RPCError(code: .shuttingDown, message: "shutting down: \(method.name) not started")))
+            return
+        }
         stats.inFlight.add(1, ordering: .relaxed)
-        // The first of the result and the deadline answers the caller. A call
-        // past its deadline still runs to its end (a Ceph call cannot be
+        // The first of the result and a cut-off (the deadline, counted from
+        // receipt, or a shutdown) answers the caller. A call cut off before it
+        // started never starts, so an answered call cannot take effect later;
+        // one already running runs to its end (a Ceph call cannot be
         // interrupted) and keeps its keys until then, so later calls on the
         // same keys still see its effects in order.
         let once = Once()
@@ -136,17 +195,31 @@ public final class RPCDispatcher: Sendable {
             respond(outcome)
         }
         let received = DispatchTime.now()
-        serializer.submit(keys: call.keys) { [logger, deadlines, requestTimeout] in
-            let started = DispatchTime.now()
-            let ticket = deadlines?.add(after: requestTimeout) {
-                finish(.failure(.engine(.clusterTimeout, "\(method.name) did not finish within \(requestTimeout) s", errno: 110, errnoName: "ETIMEDOUT")))
+        let ticket = calls.add(extraTime: call.extraTime) { [requestTimeout] cutoff in
+            switch cutoff {
+            case .deadline:
+                finish(.failure(.engine(.clusterTimeout, "\(method.name) did not finish within \(requestTimeout + call.extraTime) s", errno: 110, errnoName: "ETIMEDOUT")))
+            case .shutdownQueued:
+                finish(.failure(RPCError(code: .shuttingDown, message: "shutting down: \(method.name) not started")))
+            case .shutdownRunning:
+                finish(.failure(.engine(.clusterTimeout, "shutting down: \(method.name) did not finish before the drain timeout", errno: 110, errnoName: "ETIMEDOUT")))
             }
-            defer { if let ticket { deadlines?.remove(ticket) } }
+        }
+        serializer.submit(keys: call.keys, pool: pool(method.backend)) { [self, logger, calls] in
+            guard calls.start(ticket) else {
+                logger.info("\(method.name) not started: already answered (deadline or shutdown) before its turn")
+                return
+            }
+            let started = DispatchTime.now()
+            executing.add(1, ordering: .relaxed)
+            defer { executing.subtract(1, ordering: .relaxed) }
             do {
-                let (result, calls) = try CallCounter.measure(trace: logger.logLevel <= .debug) { try call.execute() }
-                logger.debug("\(method.name): waited \((started.uptimeNanoseconds - received.uptimeNanoseconds) / 1000) us, ran \((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000) us; \(calls)")
+                let (result, counted) = try CallCounter.measure(trace: logger.logLevel <= .debug) { try call.execute() }
+                logger.debug("\(method.name): waited \((started.uptimeNanoseconds - received.uptimeNanoseconds) / 1000) us, ran \((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000) us; \(counted)")
+                calls.remove(ticket)
                 finish(.success(result))
             } catch {
+                calls.remove(ticket)
                 let e = ErrorMapping.rpcError(error)
                 if e.code == .engineError { logger.notice("\(method.name) failed: \(e)") }
                 finish(.failure(e))

@@ -212,8 +212,11 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
     }
 
     /// Stops accepting, answers every request already received, and closes
-    /// every connection; gives up waiting after the drain timeout.
-    /// Safe to call more than once: only the first call closes anything.
+    /// every connection. Calls keep running (and queued ones starting) until
+    /// the drain timeout; then the ones not started are answered -32003 and
+    /// the ones still running `ClusterTimeout`, and the connections get a
+    /// moment to send those replies. Returns within the drain timeout plus
+    /// about 2 s. Safe to call more than once: only the first call closes anything.
     public func shutdown() {
         let first = state.withLock { s in
             defer { s.shutDown = true }
@@ -232,15 +235,23 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
             s.drained = { done.signal() }
             return Array(s.connections.values)
         }
+        let deadline = DispatchTime.now() + config.drainTimeout
         Glibc.close(listenFD)
         if !socketActivated { unlink(config.socketPath) }
         defer { loops.stop() }
         if connections.isEmpty {
+            dispatcher.cutOffForShutdown()  // calls of peers that left need no answer, but must not start
             return
         }
         for c in connections { c.drain() }
-        if done.wait(timeout: .now() + config.drainTimeout) == .timedOut {
-            logger.warning("drain deadline passed with \(connectionCount) connections open")
+        if done.wait(timeout: deadline) == .timedOut {
+            let (queued, running) = dispatcher.cutOffForShutdown()
+            logger.warning("drain timeout passed: \(queued) calls not started answered -32003, \(running) still running in the cluster answered ClusterTimeout")
+            if done.wait(timeout: .now() + 2) == .timedOut {
+                logger.warning("closing \(connectionCount) connections that did not finish")
+            }
+        } else {
+            dispatcher.cutOffForShutdown()
         }
     }
 }

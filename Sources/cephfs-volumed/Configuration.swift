@@ -25,7 +25,8 @@ struct Configuration {
     var maxInFlight = 128
     var idleTimeout = 600.0
     var slowWriterTimeout = 30.0
-    var requestTimeout = 300.0
+    /// nil: 4 × clusterTimeout, as a call makes a few cluster round trips.
+    var requestTimeout: Double?
     var drainTimeout = 30.0
     var clusterTimeout = 15
     var busyPoll = 50

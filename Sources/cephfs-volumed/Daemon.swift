@@ -77,10 +77,12 @@ struct Daemon: ParsableCommand {
     @Option(help: "Seconds a peer may leave replies unread [slow_writer_timeout] (default: 30).")
     var slowWriterTimeout: Double?
 
-    @Option(help: "Seconds before a call is answered with ClusterTimeout, 0 for never [request_timeout] (default: 300).")
+    @Option(
+        help: "Seconds from receipt before a call is answered with ClusterTimeout, 0 for never [request_timeout] (default: the cluster timeout times 4, so 60 s).")
     var requestTimeout: Double?
 
-    @Option(help: "Seconds to finish received requests on shutdown [drain_timeout] (default: 30).")
+    @Option(
+        help: "Seconds to finish received requests on shutdown; then what is left is answered and the daemon exits [drain_timeout] (default: 30).")
     var drainTimeout: Double?
 
     @Option(help: "Seconds for mon commands, OSD ops and the mount [cluster_timeout] (default: 15).")
@@ -200,7 +202,7 @@ struct Daemon: ParsableCommand {
         let stats = ServerStats()
         let dispatcher = RPCDispatcher(
             methods: EngineMethods.handlers(engine: engine, stats: stats), logger: logger, stats: stats,
-            requestTimeout: c.requestTimeout)
+            requestTimeout: c.requestTimeout ?? Double(c.clusterTimeout) * 4)
         let server: VolumeServer
         do {
             server = try VolumeServer(config: serverConfig, dispatcher: dispatcher, logger: logger)
@@ -222,15 +224,22 @@ struct Daemon: ParsableCommand {
         stop.wait()
         logger.info("shutting down")
         server.shutdown()
-        // Unmounting waits for calls still inside Ceph. One stuck past the
-        // drain deadline must not keep the process alive for ever.
+        // Unmounting waits for calls still inside Ceph, and for the MDS. A
+        // stuck cluster must not keep the process alive past the drain timeout
+        // by more than a few seconds, so the wait is bounded, and short when
+        // calls are known to be stuck (the unmount waits for them).
+        let stuck = dispatcher.executingCount
         let unmounted = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             engine.shutdown()
             unmounted.signal()
         }
-        if unmounted.wait(timeout: .now() + max(5, c.drainTimeout)) == .timedOut {
-            logger.warning("calls are still stuck in the cluster; exiting without a clean unmount")
+        if unmounted.wait(timeout: .now() + (stuck > 0 ? 1 : 5)) == .timedOut {
+            logger.warning("the unmount did not finish (\(dispatcher.executingCount) calls still stuck in the cluster); exiting without a clean unmount")
+            // Returning would run exit handlers, which may wait on the same
+            // locks as the stuck threads.
+            fflush(nil)
+            _exit(0)
         }
         logger.info("stopped")
     }

@@ -173,7 +173,9 @@ struct GrantLifecycleTests {
             }
         }
         // The auth entry is written (dirty) before the volume lock is asked for.
-        #expect(waitUntil(timeout: 30) { admin.exists(VolumeLayout.authMeta(id)) && (try? admin.readJSON(VolumeLayout.authMeta(id)))?["dirty"] == true })
+        // Generous: in CI's full run this once took over 30 s (the whole suite is under load there).
+        let dirty = waitUntil(timeout: 120) { admin.exists(VolumeLayout.authMeta(id)) && (try? admin.readJSON(VolumeLayout.authMeta(id)))?["dirty"] == true }
+        #expect(dirty, "auth metadata never became dirty: \(String(describing: try? admin.readJSON(VolumeLayout.authMeta(id))))")
         try await Task.sleep(for: .milliseconds(500))
         _ = try? admin.fs.mkdir(VolumeLayout.prefix + "/_deleting", mode: 0o755)
         try admin.fs.rename(path, to: VolumeLayout.trashPath(vol))

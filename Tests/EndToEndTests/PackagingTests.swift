@@ -173,7 +173,11 @@ struct PackagingTests {
         var examples = 0
         for line in cliPage.split(separator: "\n") where line.hasPrefix("rpc-cli ") {
             let words = line.split(separator: " ").map(String.init)
-            let sub = words[1]
+            // Global options may come before the subcommand (`rpc-cli --socket P --json ping`).
+            let globals: [String: Bool] = ["--socket": true, "--timeout": true, "--json": false]  // takes a value?
+            var i = 1
+            while i < words.count, let takesValue = globals[words[i]] { i += takesValue ? 2 : 1 }
+            let sub = try #require(i < words.count ? words[i] : nil, "rpc-cli.1 example has no subcommand: \(line)")
             let known = try #require(optionsBySubcommand[sub], "rpc-cli.1 example uses an unknown subcommand: \(line)")
             for word in words where word.hasPrefix("--") {
                 #expect(known.contains(String(word.dropFirst(2))), "rpc-cli.1 example: \(sub) has no \(word)")

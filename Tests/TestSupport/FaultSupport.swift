@@ -360,7 +360,8 @@ public final class PrivateCluster: @unchecked Sendable {
 
     deinit { down() }
 
-    /// Stops one daemon (mon.a, mgr.x, osd.0, mds.a, mds.b, mds.c), keeping its data.
+    /// Stops one daemon (mon.a, mgr.x, osd.0, mds.a, mds.b, mds.c). The
+    /// memstore osd.0 loses all its data: use `freezeDaemon` for an OSD outage.
     public func stopDaemon(_ name: String) throws {
         let r = try Self.runScript(["stop-daemon", directory, name], timeout: 40)
         if r.status != 0 { throw DaemonError("dev-cluster stop-daemon \(name): \(r.output)") }
@@ -370,6 +371,18 @@ public final class PrivateCluster: @unchecked Sendable {
     public func startDaemon(_ name: String) throws {
         let r = try Self.runScript(["start-daemon", directory, name], timeout: 40)
         if r.status != 0 { throw DaemonError("dev-cluster start-daemon \(name): \(r.output)") }
+    }
+
+    /// SIGSTOPs one daemon: it answers nothing until thawed, and keeps its data.
+    public func freezeDaemon(_ name: String) throws {
+        let r = try Self.runScript(["freeze-daemon", directory, name], timeout: 20)
+        if r.status != 0 { throw DaemonError("dev-cluster freeze-daemon \(name): \(r.output)") }
+    }
+
+    /// SIGCONTs a frozen daemon.
+    public func thawDaemon(_ name: String) throws {
+        let r = try Self.runScript(["thaw-daemon", directory, name], timeout: 20)
+        if r.status != 0 { throw DaemonError("dev-cluster thaw-daemon \(name): \(r.output)") }
     }
 
     /// The recorded PID of a daemon.

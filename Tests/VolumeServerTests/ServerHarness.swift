@@ -18,7 +18,9 @@ final class ServerHarness: @unchecked Sendable {
     /// - `quick`: answered on the event loop itself, like `ping` (arms the busy-poll);
     /// - `sleep` {ms, key?}: sleeps, with an optional serialisation key;
     /// - `fail`: an engine error (VolumeClientError, EEXIST);
-    /// - `record` {key, tag, ms}: appends "start tag"/"end tag" to `events` around a sleep, under `key`.
+    /// - `record` {key, tag, ms}: appends "start tag"/"end tag" to `events` around a sleep, under `key`;
+    /// - `monsleep` {ms}: a sleep on the mon back-end's pool;
+    /// - `patient` {ms, extra}: a sleep whose deadline is `extra` seconds later, as evict's.
     init(limits: ServerLimits = ServerLimits(), requestTimeout: Double = 0, configure: (inout ServerConfiguration) -> Void = { _ in }) throws {
         dir = NSTemporaryDirectory() + "volumed-srv-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -54,6 +56,21 @@ final class ServerHarness: @unchecked Sendable {
                     usleep(UInt32(ms) * 1000)
                     events.append("end \(tag)")
                     return .string(tag)
+                }
+            },
+            MethodHandler("patient") { p in
+                let ms = try p.optionalInt("ms") ?? 10
+                let extra = try p.optionalSeconds("extra") ?? 0
+                return PreparedCall(extraTime: extra) {
+                    usleep(UInt32(ms) * 1000)
+                    return .int(ms)
+                }
+            },
+            MethodHandler("monsleep", backend: .mon) { p in
+                let ms = try p.optionalInt("ms") ?? 10
+                return PreparedCall {
+                    usleep(UInt32(ms) * 1000)
+                    return .int(ms)
                 }
             },
         ]
