@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "cephfs-volumed",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "cephfs-volumed", targets: ["cephfs-volumed"]),
         .executable(name: "rpc-cli", targets: ["rpc-cli"]),
@@ -30,6 +29,10 @@ let package = Package(
         .target(name: "CEpoll"),
 
         .target(name: "JSONValue"),
+        // Small POSIX helpers (Unix socket addresses, EINTR retries) every module shares.
+        .target(name: "POSIXSupport"),
+        // The dev cluster's env file and the processes run against it, for the tests and the bench.
+        .target(name: "DevCluster", dependencies: ["POSIXSupport"]),
         .target(
             name: "Ceph",
             dependencies: ["CRados", "CCephFS", "JSONValue"]
@@ -44,11 +47,11 @@ let package = Package(
         .target(
             name: "VolumeServer",
             dependencies: [
-                "VolumeEngine", "VolumeProtocol", "JSONValue", "Ceph", "CEpoll",
+                "VolumeEngine", "VolumeProtocol", "JSONValue", "Ceph", "CEpoll", "POSIXSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "VolumeClient", dependencies: ["VolumeProtocol", "JSONValue"]),
+        .target(name: "VolumeClient", dependencies: ["VolumeProtocol", "JSONValue", "POSIXSupport"]),
         .executableTarget(
             name: "cephfs-volumed",
             dependencies: [
@@ -68,13 +71,13 @@ let package = Package(
         .executableTarget(
             name: "volumed-bench",
             dependencies: [
-                "VolumeClient", "VolumeProtocol", "JSONValue", "Ceph",
+                "VolumeClient", "VolumeProtocol", "JSONValue", "Ceph", "POSIXSupport", "DevCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
 
-        .target(name: "TestSupport", dependencies: ["Ceph", "JSONValue"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Ceph", "JSONValue", "POSIXSupport", "DevCluster"], path: "Tests/TestSupport"),
         .testTarget(name: "JSONValueTests", dependencies: ["JSONValue"]),
         .testTarget(name: "CephTests", dependencies: ["Ceph", "TestSupport"]),
         .testTarget(name: "VolumeProtocolTests", dependencies: ["VolumeProtocol", "JSONValue"]),
@@ -83,13 +86,13 @@ let package = Package(
             dependencies: ["VolumeServer", "VolumeEngine", "VolumeProtocol", "JSONValue", "TestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "VolumeClientTests", dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport"]),
+        .testTarget(name: "VolumeClientTests", dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport", "POSIXSupport"]),
         .testTarget(name: "VolumeEngineTests", dependencies: ["VolumeEngine", "Ceph", "JSONValue", "TestSupport"]),
         .testTarget(name: "FaultTests", dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport", "Ceph", "cephfs-volumed", "rpc-cli"]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "VolumeClient", "VolumeProtocol", "VolumeServer", "VolumeEngine", "TestSupport", "JSONValue",
+                "VolumeClient", "VolumeProtocol", "VolumeServer", "VolumeEngine", "TestSupport", "JSONValue", "POSIXSupport",
                 "cephfs-volumed", "rpc-cli", .product(name: "Logging", package: "swift-log"),
             ]
         ),

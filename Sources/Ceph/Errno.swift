@@ -1,54 +1,58 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A POSIX error number, as librados and libcephfs return them (negated).
+/// The numbers are the C library's, not written out here.
 public struct Errno: RawRepresentable, Error, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: Int32
     public init(rawValue: Int32) { self.rawValue = rawValue }
 
-    public static let EPERM = Errno(rawValue: 1)
-    public static let ENOENT = Errno(rawValue: 2)
-    public static let EINTR = Errno(rawValue: 4)
-    public static let EIO = Errno(rawValue: 5)
-    public static let E2BIG = Errno(rawValue: 7)
-    public static let EBADF = Errno(rawValue: 9)
-    public static let EAGAIN = Errno(rawValue: 11)
-    public static let ENOMEM = Errno(rawValue: 12)
-    public static let EACCES = Errno(rawValue: 13)
-    public static let EBUSY = Errno(rawValue: 16)
-    public static let EEXIST = Errno(rawValue: 17)
-    public static let EXDEV = Errno(rawValue: 18)
-    public static let ENOTDIR = Errno(rawValue: 20)
-    public static let EISDIR = Errno(rawValue: 21)
-    public static let EINVAL = Errno(rawValue: 22)
-    public static let EFBIG = Errno(rawValue: 27)
-    public static let ENOSPC = Errno(rawValue: 28)
-    public static let EROFS = Errno(rawValue: 30)
-    public static let ERANGE = Errno(rawValue: 34)
-    public static let ENAMETOOLONG = Errno(rawValue: 36)
-    public static let ENOSYS = Errno(rawValue: 38)
-    public static let ENOTEMPTY = Errno(rawValue: 39)
-    public static let ELOOP = Errno(rawValue: 40)
-    public static let ENODATA = Errno(rawValue: 61)
-    public static let EOPNOTSUPP = Errno(rawValue: 95)
-    public static let ECONNRESET = Errno(rawValue: 104)
-    public static let ENOTCONN = Errno(rawValue: 107)
-    public static let ESHUTDOWN = Errno(rawValue: 108)
-    public static let ETIMEDOUT = Errno(rawValue: 110)
-    public static let ECONNREFUSED = Errno(rawValue: 111)
-    public static let EDQUOT = Errno(rawValue: 122)
-    public static let ECANCELED = Errno(rawValue: 125)
+    public static let EPERM = Errno(rawValue: Glibc.EPERM)
+    public static let ENOENT = Errno(rawValue: Glibc.ENOENT)
+    public static let EINTR = Errno(rawValue: Glibc.EINTR)
+    public static let EIO = Errno(rawValue: Glibc.EIO)
+    public static let E2BIG = Errno(rawValue: Glibc.E2BIG)
+    public static let EBADF = Errno(rawValue: Glibc.EBADF)
+    public static let EAGAIN = Errno(rawValue: Glibc.EAGAIN)
+    public static let ENOMEM = Errno(rawValue: Glibc.ENOMEM)
+    public static let EACCES = Errno(rawValue: Glibc.EACCES)
+    public static let EBUSY = Errno(rawValue: Glibc.EBUSY)
+    public static let EEXIST = Errno(rawValue: Glibc.EEXIST)
+    public static let EXDEV = Errno(rawValue: Glibc.EXDEV)
+    public static let ENOTDIR = Errno(rawValue: Glibc.ENOTDIR)
+    public static let EISDIR = Errno(rawValue: Glibc.EISDIR)
+    public static let EINVAL = Errno(rawValue: Glibc.EINVAL)
+    public static let EFBIG = Errno(rawValue: Glibc.EFBIG)
+    public static let ENOSPC = Errno(rawValue: Glibc.ENOSPC)
+    public static let EROFS = Errno(rawValue: Glibc.EROFS)
+    public static let ERANGE = Errno(rawValue: Glibc.ERANGE)
+    public static let ENAMETOOLONG = Errno(rawValue: Glibc.ENAMETOOLONG)
+    public static let ENOSYS = Errno(rawValue: Glibc.ENOSYS)
+    public static let ENOTEMPTY = Errno(rawValue: Glibc.ENOTEMPTY)
+    public static let ELOOP = Errno(rawValue: Glibc.ELOOP)
+    public static let ENODATA = Errno(rawValue: Glibc.ENODATA)
+    public static let EOVERFLOW = Errno(rawValue: Glibc.EOVERFLOW)
+    public static let EOPNOTSUPP = Errno(rawValue: Glibc.EOPNOTSUPP)
+    public static let ECONNRESET = Errno(rawValue: Glibc.ECONNRESET)
+    public static let ENOTCONN = Errno(rawValue: Glibc.ENOTCONN)
+    public static let ESHUTDOWN = Errno(rawValue: Glibc.ESHUTDOWN)
+    public static let ETIMEDOUT = Errno(rawValue: Glibc.ETIMEDOUT)
+    public static let ECONNREFUSED = Errno(rawValue: Glibc.ECONNREFUSED)
+    public static let EDQUOT = Errno(rawValue: Glibc.EDQUOT)
+    public static let ECANCELED = Errno(rawValue: Glibc.ECANCELED)
 
-    private static let names: [Int32: String] = [
-        1: "EPERM", 2: "ENOENT", 4: "EINTR", 5: "EIO", 7: "E2BIG", 9: "EBADF", 11: "EAGAIN", 12: "ENOMEM",
-        13: "EACCES", 16: "EBUSY", 17: "EEXIST", 18: "EXDEV", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL",
-        27: "EFBIG", 28: "ENOSPC", 30: "EROFS", 34: "ERANGE", 36: "ENAMETOOLONG", 38: "ENOSYS",
-        39: "ENOTEMPTY", 40: "ELOOP", 61: "ENODATA", 95: "EOPNOTSUPP", 104: "ECONNRESET", 107: "ENOTCONN",
-        108: "ESHUTDOWN", 110: "ETIMEDOUT", 111: "ECONNREFUSED", 122: "EDQUOT", 125: "ECANCELED",
-    ]
+    private static let names: [Int32: String] = Dictionary(uniqueKeysWithValues: [
+        (Glibc.EPERM, "EPERM"), (Glibc.ENOENT, "ENOENT"), (Glibc.EINTR, "EINTR"), (Glibc.EIO, "EIO"),
+        (Glibc.E2BIG, "E2BIG"), (Glibc.EBADF, "EBADF"), (Glibc.EAGAIN, "EAGAIN"), (Glibc.ENOMEM, "ENOMEM"),
+        (Glibc.EACCES, "EACCES"), (Glibc.EBUSY, "EBUSY"), (Glibc.EEXIST, "EEXIST"), (Glibc.EXDEV, "EXDEV"),
+        (Glibc.ENOTDIR, "ENOTDIR"), (Glibc.EISDIR, "EISDIR"), (Glibc.EINVAL, "EINVAL"), (Glibc.EFBIG, "EFBIG"),
+        (Glibc.ENOSPC, "ENOSPC"), (Glibc.EROFS, "EROFS"), (Glibc.ERANGE, "ERANGE"),
+        (Glibc.ENAMETOOLONG, "ENAMETOOLONG"), (Glibc.ENOSYS, "ENOSYS"), (Glibc.ENOTEMPTY, "ENOTEMPTY"),
+        (Glibc.ELOOP, "ELOOP"), (Glibc.ENODATA, "ENODATA"), (Glibc.EOVERFLOW, "EOVERFLOW"),
+        (Glibc.EOPNOTSUPP, "EOPNOTSUPP"),
+        (Glibc.ECONNRESET, "ECONNRESET"), (Glibc.ENOTCONN, "ENOTCONN"), (Glibc.ESHUTDOWN, "ESHUTDOWN"),
+        (Glibc.ETIMEDOUT, "ETIMEDOUT"), (Glibc.ECONNREFUSED, "ECONNREFUSED"), (Glibc.EDQUOT, "EDQUOT"),
+        (Glibc.ECANCELED, "ECANCELED"),
+    ])
 
     /// The symbolic name, such as `ENOENT`, or `E<n>` for numbers outside the table.
     public var name: String { Errno.names[rawValue] ?? "E\(rawValue)" }

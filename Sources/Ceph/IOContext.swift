@@ -137,7 +137,7 @@ public final class IOContext: @unchecked Sendable {
                             count += n
                         } catch {
                             // ERANGE/EOVERFLOW: written since the first read, so start over.
-                            if error.errno == .ERANGE || error.errno == Errno(rawValue: 75) {
+                            if error.errno == .ERANGE || error.errno == .EOVERFLOW {
                                 changed = true
                             } else {
                                 failure = error

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import JSONValue
+import POSIXSupport
 import Synchronization
 import VolumeProtocol
 
@@ -274,28 +275,14 @@ public final class RPCConnection: Sendable {
     /// full listen backlog (`EAGAIN`) is retried until `timeout` seconds pass;
     /// any other failure is reported at once.
     private static func connect(_ path: String, timeout: Double) async throws -> Int32 {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard !bytes.isEmpty, bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            throw ConnectionError.connectFailed(path: path, errno: bytes.isEmpty ? ENOENT : ENAMETOOLONG)
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
+        guard !path.isEmpty, let addr = UnixSocketAddress(path: path) else {
+            throw ConnectionError.connectFailed(path: path, errno: path.isEmpty ? ENOENT : ENAMETOOLONG)
         }
         let deadline = ContinuousClock.now + .milliseconds(Int64(max(0, timeout) * 1000))
         while true {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
             guard fd >= 0 else { throw ConnectionError.connectFailed(path: path, errno: errno) }
-            var r: Int32
-            repeat {
-                r = withUnsafePointer(to: &addr) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                    }
-                }
-            } while r < 0 && errno == EINTR
+            let r = retryingOnInterrupt { addr.withSockaddr { Glibc.connect(fd, $0, $1) } }
             var e: Int32 = r < 0 ? errno : 0
             if e == EINPROGRESS {
                 // Not what Linux does for Unix sockets, but handled for completeness.
@@ -334,11 +321,10 @@ public final class RPCConnection: Sendable {
     private static func write(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return false
+            let n = retryingOnInterrupt {
+                bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
             }
+            if n < 0 { return false }
             offset += n
         }
         return true
@@ -349,8 +335,7 @@ public final class RPCConnection: Sendable {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var failure: any Error = ConnectionError.closed
         loop: while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(link.socket.fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
+            let n = retryingOnInterrupt { buffer.withUnsafeMutableBytes { Glibc.read(link.socket.fd, $0.baseAddress, $0.count) } }
             if n <= 0 { break }
             for event in framer.feed(buffer[0..<n]) {
                 guard let conn = owner.value else { break loop }

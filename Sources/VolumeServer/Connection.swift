@@ -2,6 +2,7 @@ import CEpoll
 import Dispatch
 import JSONValue
 import Logging
+import POSIXSupport
 import Synchronization
 import VolumeProtocol
 
@@ -185,9 +186,8 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     /// Reads one chunk and handles its lines. False when nothing more can be read now.
     private func readOnce() -> Bool {
         let buffer = loop.readBuffer
-        let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+        let n = retryingOnInterrupt { Glibc.read(fd, buffer.baseAddress, buffer.count) }
         if n < 0 {
-            if errno == EINTR { return true }
             if errno == EAGAIN || errno == EWOULDBLOCK { return false }
             finalClose()
             return false
@@ -370,14 +370,15 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     /// Sends from `o` until done or the socket is full; true when bytes wait.
     private static func sendPending(_ fd: Int32, _ o: inout Output) -> Bool {
         while !o.isEmpty {
-            let n = o.pending.withUnsafeBytes { b in
-                Glibc.send(fd, b.baseAddress! + o.offset, b.count - o.offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            let n = retryingOnInterrupt {
+                o.pending.withUnsafeBytes { b in
+                    Glibc.send(fd, b.baseAddress! + o.offset, b.count - o.offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                }
             }
             if n > 0 {
                 o.offset += n
                 continue
             }
-            if n < 0, errno == EINTR { continue }
             if n < 0, errno == EAGAIN || errno == EWOULDBLOCK {
                 if o.blockedSince == nil { o.blockedSince = .now() }
                 return true
@@ -444,9 +445,8 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
         guard lingerDeadline != nil else { return }  // still writing
         var scratch = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
-            let n = scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let n = retryingOnInterrupt { scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
             if n > 0 { continue }
-            if n < 0, errno == EINTR { continue }
             if n < 0, errno == EAGAIN || errno == EWOULDBLOCK { return }
             break  // end of stream or error
         }

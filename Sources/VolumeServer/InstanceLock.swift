@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import POSIXSupport
 
 /// Keeps a second daemon that would evict this one's sessions off this host.
 ///
@@ -19,15 +20,12 @@ public final class InstanceLock: Sendable {
     public init(fsid: String, id: String, name: String) throws(SocketError) {
         self.name = name
         let label = Array(Self.label(fsid: fsid, id: id, name: name).utf8)
-        let fd = try UnixSocket.makeStreamSocket()
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw[0] = 0  // the abstract namespace: no file, released with the process
-            for (i, b) in label.enumerated() { raw[i + 1] = b }
+        // The abstract namespace: no file, released with the process.
+        guard let addr = UnixSocketAddress(abstractName: label) else {
+            throw SocketError(operation: "claim instance name", path: name, errno: ENAMETOOLONG)
         }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + label.count)
-        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        let fd = try UnixSocket.makeStreamSocket()
+        let r = addr.withSockaddr { bind(fd, $0, $1) }
         if r < 0 {
             let e = errno
             Glibc.close(fd)

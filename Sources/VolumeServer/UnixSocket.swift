@@ -1,8 +1,7 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
+import POSIXSupport
 
 /// A failed socket system call.
 public struct SocketError: Error, Sendable, CustomStringConvertible {
@@ -18,14 +17,10 @@ public struct SocketError: Error, Sendable, CustomStringConvertible {
 
 /// Runs a system call, retrying on EINTR; a negative result becomes a SocketError.
 @discardableResult
-func syscall<T: BinaryInteger>(_ operation: String, _ path: String? = nil, _ body: () -> T) throws(SocketError) -> T {
-    while true {
-        let r = body()
-        if r >= 0 { return r }
-        let e = errno
-        if e == EINTR { continue }
-        throw SocketError(operation: operation, path: path, errno: e)
-    }
+func syscall<T: SignedInteger>(_ operation: String, _ path: String? = nil, _ body: () -> T) throws(SocketError) -> T {
+    let r = valueOrErrno(body)
+    if r.value < 0 { throw SocketError(operation: operation, path: path, errno: r.errno) }
+    return r.value
 }
 
 /// The credentials of a connected peer (SO_PEERCRED).
@@ -40,18 +35,10 @@ public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
 
 enum UnixSocket {
     static func withAddress<T>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) throws(SocketError) -> T {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: addr.sun_path)
-        guard bytes.count < capacity else { throw SocketError(operation: "socket path too long", path: path, errno: ENAMETOOLONG) }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
+        guard let addr = UnixSocketAddress(path: path) else {
+            throw SocketError(operation: "socket path too long", path: path, errno: ENAMETOOLONG)
         }
-        return withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        return addr.withSockaddr(body)
     }
 
     static func makeStreamSocket() throws(SocketError) -> Int32 {
@@ -137,23 +124,20 @@ enum UnixSocket {
 
     /// Accepts one pending peer as a non-blocking, close-on-exec socket; nil when none is pending.
     static func acceptPeer(_ listenFD: Int32) throws(SocketError) -> Int32? {
-        while true {
-            let fd = accept(listenFD, nil, nil)
-            if fd >= 0 {
-                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-                do {
-                    try setNonBlocking(fd)
-                } catch {
-                    Glibc.close(fd)
-                    throw error
-                }
-                return fd
+        let fd = retryingOnInterrupt { accept(listenFD, nil, nil) }
+        if fd >= 0 {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            do {
+                try setNonBlocking(fd)
+            } catch {
+                Glibc.close(fd)
+                throw error
             }
-            switch errno {
-            case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: return nil
-            default: throw SocketError(operation: "accept", path: nil, errno: errno)
-            }
+            return fd
+        }
+        switch errno {
+        case EAGAIN, EWOULDBLOCK: return nil
+        default: throw SocketError(operation: "accept", path: nil, errno: errno)
         }
     }
 }

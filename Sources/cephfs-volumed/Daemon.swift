@@ -33,19 +33,19 @@ struct Daemon: ParsableCommand {
     @Option(help: "Ceph cluster name [cluster] (default: ceph).")
     var cluster: String?
 
-    @Option(name: .customLong("fs-name"), help: "CephFS file system to manage [fs_name] (default: the cluster's default).")
+    @Option(help: "CephFS file system to manage [fs_name] (default: the cluster's default).")
     var fsName: String?
 
-    @Option(name: .customLong("volume-prefix"), help: "Directory of the volumes in the file system [volume_prefix] (default: /volumes).")
+    @Option(help: "Directory of the volumes in the file system [volume_prefix] (default: /volumes).")
     var volumePrefix: String?
 
-    @Option(name: .customLong("namespace-prefix"), help: "Prefix of the volumes' RADOS namespaces [namespace_prefix] (default: fsvolumens_).")
+    @Option(help: "Prefix of the volumes' RADOS namespaces [namespace_prefix] (default: fsvolumens_).")
     var namespacePrefix: String?
 
     @Option(help: "Stable name of this daemon instance, unique per host [instance] (default: the hostname).")
     var instance: String?
 
-    @Option(name: .customLong("socket-group"), help: "Group owning the socket, name or gid [socket_group] (default: the daemon's group).")
+    @Option(help: "Group owning the socket, name or gid [socket_group] (default: the daemon's group).")
     var socketGroup: String?
 
     @Option(name: .customLong("allow-uid"), help: "Also admit this peer uid; repeatable [allow_uids]. Root and the socket's group are always admitted.")
@@ -54,50 +54,45 @@ struct Daemon: ParsableCommand {
     @Option(name: .customLong("allow-gid"), help: "Also admit this peer gid; repeatable [allow_gids].")
     var allowGIDs: [UInt32] = []
 
-    @Option(name: .customLong("max-line-length"), help: "Longest request line in bytes [max_line_length] (default: 16 MiB).")
+    @Option(help: "Longest request line in bytes [max_line_length] (default: 16 MiB).")
     var maxLineLength: Int?
 
-    @Option(name: .customLong("max-connections"), help: "Most concurrent connections [max_connections] (default: 1024).")
+    @Option(help: "Most concurrent connections [max_connections] (default: 1024).")
     var maxConnections: Int?
 
     @Option(
-        name: .customLong("max-connections-per-peer"),
         help: "Most concurrent connections of one peer uid; root is not limited [max_connections_per_peer] (default: the larger of 1 and max_connections / 2).")
     var maxConnectionsPerPeer: Int?
 
     @Option(
-        name: .customLong("line-buffer-budget"),
         help: "Bytes all connections together may hold for incomplete request lines [line_buffer_budget] (default: 134217728).")
     var lineBufferBudget: Int?
 
-    @Option(name: .customLong("max-in-flight"), help: "Most requests in progress per connection before reading pauses [max_in_flight] (default: 128).")
+    @Option(help: "Most requests in progress per connection before reading pauses [max_in_flight] (default: 128).")
     var maxInFlight: Int?
 
-    @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed, 0 for never [idle_timeout] (default: 600).")
+    @Option(help: "Seconds before an idle connection is closed, 0 for never [idle_timeout] (default: 600).")
     var idleTimeout: Double?
 
-    @Option(name: .customLong("slow-writer-timeout"), help: "Seconds a peer may leave replies unread [slow_writer_timeout] (default: 30).")
+    @Option(help: "Seconds a peer may leave replies unread [slow_writer_timeout] (default: 30).")
     var slowWriterTimeout: Double?
 
     @Option(
-        name: .customLong("request-timeout"),
         help: "Seconds from receipt before a call is answered with ClusterTimeout, 0 for never [request_timeout] (default: the cluster timeout times 4, so 60 s).")
     var requestTimeout: Double?
 
     @Option(
-        name: .customLong("drain-timeout"),
         help: "Seconds to finish received requests on shutdown; then what is left is answered and the daemon exits [drain_timeout] (default: 30).")
     var drainTimeout: Double?
 
-    @Option(name: .customLong("cluster-timeout"), help: "Seconds for mon commands, OSD ops and the mount [cluster_timeout] (default: 15).")
+    @Option(help: "Seconds for mon commands, OSD ops and the mount [cluster_timeout] (default: 15).")
     var clusterTimeout: Int?
 
     @Option(
-        name: .customLong("busy-poll-us"),
         help: "Microseconds an I/O thread keeps polling after answering a request itself, instead of sleeping; 0 disables [busy_poll_us] (default: 50).")
-    var busyPoll: Int?
+    var busyPollUs: Int?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical [log_level] (default: info).")
+    @Option(help: "trace, debug, info, notice, warning, error or critical [log_level] (default: info).")
     var logLevel: String?
 
     /// Tests only: arms the crash point VOLUMED_CRASH_AT names (debug builds).
@@ -106,31 +101,7 @@ struct Daemon: ParsableCommand {
 
     /// The file's settings with the flags on top.
     func merged() throws -> Configuration {
-        var c = try config.map { try Configuration.load(path: $0) } ?? Configuration()
-        if let v = socket { c.socket = v }
-        if let v = conf { c.conf = v }
-        if let v = id { c.id = v }
-        if let v = cluster { c.cluster = v }
-        if let v = fsName { c.fsName = v }
-        if let v = volumePrefix { c.volumePrefix = v }
-        if let v = namespacePrefix { c.namespacePrefix = v }
-        if let v = instance { c.instance = v }
-        if let v = socketGroup { c.socketGroup = v }
-        if !allowUIDs.isEmpty { c.allowUIDs = allowUIDs }
-        if !allowGIDs.isEmpty { c.allowGIDs = allowGIDs }
-        if let v = maxLineLength { c.maxLineLength = v }
-        if let v = maxConnections { c.maxConnections = v }
-        if let v = maxConnectionsPerPeer { c.maxConnectionsPerPeer = v }
-        if let v = lineBufferBudget { c.lineBufferBudget = v }
-        if let v = maxInFlight { c.maxInFlight = v }
-        if let v = idleTimeout { c.idleTimeout = v }
-        if let v = slowWriterTimeout { c.slowWriterTimeout = v }
-        if let v = requestTimeout { c.requestTimeout = v }
-        if let v = drainTimeout { c.drainTimeout = v }
-        if let v = clusterTimeout { c.clusterTimeout = v }
-        if let v = busyPoll { c.busyPoll = v }
-        if let v = logLevel { c.logLevel = v }
-        return c
+        try (config.map { try Configuration.load(path: $0) } ?? Configuration()).overlaid(with: self)
     }
 
     func run() throws {

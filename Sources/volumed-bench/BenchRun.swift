@@ -1,4 +1,5 @@
 import Ceph
+import DevCluster
 import Foundation
 import Histogram
 import JSONValue
@@ -129,7 +130,7 @@ final class BenchRun {
     private func startDaemon(_ tag: String) throws -> ServerProcess {
         let socket = workDir + "/volumed-\(tag).sock"
         let args = [
-            "--socket", socket, "--conf", cluster.confPath, "--id", cluster.id, "--cluster", cluster.cluster,
+            "--socket", socket, "--conf", cluster.confPath, "--id", cluster.serviceID, "--cluster", cluster.clusterName,
             "--fs-name", cluster.fsName, "--instance", "bench-\(runID)-\(tag)", "--volume-prefix", volumePrefix,
         ] + o.daemonArgs
         log("starting cephfs-volumed (\(tag))")
@@ -147,7 +148,7 @@ final class BenchRun {
     private var pythonPrefix: String { volumePrefix + "-py" }
 
     private func pythonClusterArgs(prefix: String? = nil) -> [String] {
-        ["--conf", cluster.confPath, "--id", cluster.id, "--cluster", cluster.cluster, "--fs-name", cluster.fsName, "--volume-prefix", prefix ?? pythonPrefix]
+        ["--conf", cluster.confPath, "--id", cluster.serviceID, "--cluster", cluster.clusterName, "--fs-name", cluster.fsName, "--volume-prefix", prefix ?? pythonPrefix]
     }
 
     // MARK: 1. RPC overhead
@@ -355,7 +356,7 @@ final class BenchRun {
         // exist, and rocksdb compacts now and then), so the work is split
         // into rounds that alternate the three parts in a rotating order,
         // and each side's rate is its total over all rounds.
-        let opts = ClusterOptions(confPath: cluster.confPath, id: cluster.id, clusterName: cluster.cluster, monOpTimeout: 60, osdOpTimeout: 60, mountTimeout: 60)
+        let opts = ClusterOptions(confPath: cluster.confPath, id: cluster.serviceID, clusterName: cluster.clusterName, monOpTimeout: 60, osdOpTimeout: 60, mountTimeout: 60)
         let shared = try RadosCluster(opts)
         defer { shared.shutdown() }
         let ops = ceilingOps
@@ -478,7 +479,7 @@ final class BenchRun {
     /// Deletes cephx entities `client.<name>` (absent ones are fine).
     private func deleteEntities(_ names: [String], what: String, using handle: RadosCluster? = nil) {
         guard !names.isEmpty else { return }
-        let opts = ClusterOptions(confPath: cluster.confPath, id: cluster.id, clusterName: cluster.cluster, monOpTimeout: 60, osdOpTimeout: 60, mountTimeout: 60)
+        let opts = ClusterOptions(confPath: cluster.confPath, id: cluster.serviceID, clusterName: cluster.clusterName, monOpTimeout: 60, osdOpTimeout: 60, mountTimeout: 60)
         guard let h = handle ?? (try? RadosCluster(opts)) else {
             log("cannot connect to delete \(names.count) \(what) entities")
             return

@@ -1,4 +1,5 @@
 import Histogram
+import POSIXSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -17,24 +18,13 @@ final class LineSocket: @unchecked Sendable {  // used by one thread at a time
     private var end = 0
 
     init(path: String, connectTimeout: Double = 10) throws {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw BenchError("socket path too long: \(path)") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
+        guard let addr = UnixSocketAddress(path: path) else { throw BenchError("socket path too long: \(path)") }
         let deadline = nowNanos() + UInt64(connectTimeout * 1e9)
         var fd: Int32 = -1
         while true {
             fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw BenchError("socket(): \(String(cString: strerror(errno)))") }
-            let r = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
+            let r = addr.withSockaddr { connect(fd, $0, $1) }
             if r == 0 { break }
             let e = errno
             close(fd)
@@ -56,9 +46,8 @@ final class LineSocket: @unchecked Sendable {  // used by one thread at a time
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         var off = 0
         while off < bytes.count {
-            let n = send(fd, bytes.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL))
+            let n = retryingOnInterrupt { send(fd, bytes.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
-                if errno == EINTR { continue }
                 throw BenchError("send: \(String(cString: strerror(errno)))")
             }
             off += n
@@ -95,9 +84,8 @@ final class LineSocket: @unchecked Sendable {  // used by one thread at a time
                 buffer = bigger
                 capacity *= 2
             }
-            let n = read(fd, buffer + end, capacity - end)
+            let n = retryingOnInterrupt { read(fd, buffer + end, capacity - end) }
             if n < 0 {
-                if errno == EINTR { continue }
                 throw BenchError("read: \(String(cString: strerror(errno)))")
             }
             if n == 0 { throw BenchError("the server closed the connection") }

@@ -1,5 +1,6 @@
 import Foundation
 import JSONValue
+import POSIXSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -73,8 +74,7 @@ final class PythonLibrary {
                 continue
             }
             var chunk = [UInt8](repeating: 0, count: 4096)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
+            let n = retryingOnInterrupt { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
             if n <= 0 {
                 let tail = (try? String(contentsOfFile: logPath, encoding: .utf8))?.suffix(2000) ?? ""
                 throw BenchError("python_v6_bench.py closed its output; stderr:\n\(tail)")

@@ -1,3 +1,4 @@
+import DevCluster
 import Dispatch
 import Foundation
 import Synchronization
@@ -83,15 +84,7 @@ func runBlocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) 
 
 // MARK: The dev cluster
 
-/// The dev cluster as its env file describes it (`export KEY='value'` lines).
-struct ClusterEnvironment: Sendable {
-    let path: String
-    let values: [String: String]
-    var confPath: String { values["CEPH_CONF"]! }
-    var id: String { values["CEPH_ID"] ?? "volumed" }
-    var cluster: String { values["CEPH_CLUSTER"] ?? "ceph" }
-    var fsName: String { values["CEPH_FS_NAME"] ?? "cephfs" }
-
+extension ClusterEnvironment {
     static func defaultPath() -> String {
         let env = ProcessInfo.processInfo.environment
         if let d = env["CEPH_DEV_DIR"], !d.isEmpty { return d + "/env" }
@@ -102,20 +95,10 @@ struct ClusterEnvironment: Sendable {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw BenchError("cannot read the dev cluster env file \(path) (start it with packaging/dev-cluster/dev-cluster up)")
         }
-        var values: [String: String] = [:]
-        for raw in text.split(separator: "\n") {
-            var line = raw.trimmingCharacters(in: .whitespaces)
-            if line.hasPrefix("#") || line.isEmpty { continue }
-            if line.hasPrefix("export ") { line.removeFirst(7) }
-            guard let eq = line.firstIndex(of: "=") else { continue }
-            var value = String(line[line.index(after: eq)...])
-            if value.count >= 2, let f = value.first, f == "\"" || f == "'", value.last == f {
-                value = String(value.dropFirst().dropLast())
-            }
-            values[String(line[..<eq])] = value
+        guard ClusterEnvironment.parse(text)["CEPH_CONF"] != nil, let env = ClusterEnvironment(path: path) else {
+            throw BenchError("\(path) sets no CEPH_CONF")
         }
-        guard values["CEPH_CONF"] != nil else { throw BenchError("\(path) sets no CEPH_CONF") }
-        return ClusterEnvironment(path: path, values: values)
+        return env
     }
 }
 
@@ -158,49 +141,6 @@ enum Paths {
 
 // MARK: Processes
 
-struct ProcessResult: Sendable {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-}
-
-/// Runs a program to completion, with a time limit, capturing its output.
-func runProcess(_ path: String, _ arguments: [String], timeout: TimeInterval = 300) throws -> ProcessResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
-    try p.run()
-    let outData = Mutex(Data())
-    let errData = Mutex(Data())
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async {
-        let d = out.fileHandleForReading.readDataToEndOfFile()
-        outData.withLock { $0 = d }
-        group.leave()
-    }
-    group.enter()
-    DispatchQueue.global().async {
-        let d = err.fileHandleForReading.readDataToEndOfFile()
-        errData.withLock { $0 = d }
-        group.leave()
-    }
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning, Date() < deadline { usleep(20_000) }
-    if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-    p.waitUntilExit()
-    group.wait()
-    return ProcessResult(
-        status: p.terminationStatus,
-        stdout: String(decoding: outData.withLock { $0 }, as: UTF8.self),
-        stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
-}
-
 /// A server the bench started: the daemon or the Python baseline.
 final class ServerProcess: @unchecked Sendable {
     let name: String
@@ -212,15 +152,7 @@ final class ServerProcess: @unchecked Sendable {
         self.name = name
         self.socketPath = socketPath
         self.logPath = logPath
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let log = FileHandle(forWritingAtPath: logPath)!
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        process = try launchLogged(executable, arguments, logPath: logPath)
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -238,33 +170,17 @@ final class ServerProcess: @unchecked Sendable {
         throw BenchError("\(name) not ready after \(Int(timeout)) s; log \(logPath):\n\(logTail())")
     }
 
-    func logTail(lines: Int = 20) -> String {
-        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
-    }
+    func logTail(lines: Int = 20) -> String { fileTail(logPath, lines: lines) }
 
     /// VmRSS in KiB, from /proc/<pid>/status.
     func rssKiB() throws -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else {
-            throw BenchError("cannot read /proc/\(pid)/status")
-        }
-        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            let digits = line.dropFirst(6).filter(\.isNumber)
-            if let v = Int(digits) { return v }
-        }
-        throw BenchError("no VmRSS in /proc/\(pid)/status")
+        guard let kib = residentSetKiB(pid: pid) else { throw BenchError("cannot read VmRSS in /proc/\(pid)/status") }
+        return kib
     }
 
     /// SIGTERM, then SIGKILL after `timeout` seconds.
     @discardableResult
-    func stop(timeout: TimeInterval = 30) -> Int32 {
-        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning, Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
+    func stop(timeout: TimeInterval = 30) -> Int32 { stopProcess(process, timeout: timeout) }
 }
 
 /// Raises the soft RLIMIT_NOFILE to at least `want` (up to the hard limit).

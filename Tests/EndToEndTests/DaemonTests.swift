@@ -1,5 +1,6 @@
 import Foundation
 import JSONValue
+import POSIXSupport
 import Testing
 import TestSupport
 import VolumeClient
@@ -95,13 +96,7 @@ struct DaemonTests {
         let path = dir + "/s.sock"
         // Leave a socket file behind that nobody listens on, as a crashed daemon does.
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: Array(path.utf8))
-            raw[path.utf8.count] = 0
-        }
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        _ = UnixSocketAddress(path: path)!.withSockaddr { bind(fd, $0, $1) }
         close(fd)
         #expect(FileManager.default.fileExists(atPath: path))
 
@@ -148,6 +143,31 @@ struct DaemonTests {
         let help = try runProcess(BuiltProducts.path("cephfs-volumed"), ["--help"])
         for flag in ["--socket", "--conf", "--id", "--cluster", "--fs-name", "--volume-prefix", "--namespace-prefix"] {
             #expect(help.stdout.contains(flag), "help lists \(flag)")
+        }
+    }
+
+    /// Every `[key]` the help names is one the config file reads and checks:
+    /// a flag added without its config key (or the reverse) shows here.
+    @Test func everyConfigKeyInTheHelpIsReadFromTheFile() throws {
+        let exe = BuiltProducts.path("cephfs-volumed")
+        let dump = try JSONValue.parse(try runProcess(exe, ["--experimental-dump-help"]).stdout)
+        var keys: [String] = []
+        for argument in dump["command"]?["arguments"]?.arrayValue ?? [] where argument["kind"] == "option" {
+            let abstract = argument["abstract"]?.stringValue ?? ""
+            guard let open = abstract.firstIndex(of: "["), let close = abstract[open...].firstIndex(of: "]") else { continue }
+            keys.append(String(abstract[abstract.index(after: open)..<close]))
+        }
+        #expect(keys.count >= 20)
+        let dir = NSTemporaryDirectory() + "volumed-keys-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for key in keys {
+            // An object is no option's type: a known key is refused for its value.
+            let path = dir + "/\(key).json"
+            try #"{"\#(key)": {}}"#.write(toFile: path, atomically: true, encoding: .utf8)
+            let r = try runProcess(exe, ["--config", path])
+            #expect(r.status != 0)
+            #expect(r.stderr.contains("'\(key)' must be"), "\(key): \(r.stderr)")
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import JSONValue
+import POSIXSupport
 import Testing
 import TestSupport
 import VolumeClient
@@ -68,38 +69,11 @@ struct RPCCLITests {
             unlink(outPath)
             unlink(errPath)
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] =
-            ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for p in argv { free(p) }
-            for p in envp { free(p) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
-        guard rc == 0 else { throw SpawnError(description: "posix_spawn \(path): \(String(cString: strerror(rc)))") }
-
-        var status: Int32 = 0
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            let r = waitpid(pid, &status, WNOHANG)
-            if r == pid { break }
-            if r < 0, errno != EINTR { throw SpawnError(description: "waitpid: \(String(cString: strerror(errno)))") }
-            if Date() > deadline {
-                kill(pid, SIGKILL)
-                _ = waitpid(pid, &status, 0)
-                throw SpawnError(description: "\(path) \(arguments) did not finish within \(timeout) s")
-            }
-            usleep(5_000)
-        }
-        // WIFEXITED / WEXITSTATUS; a signal death is reported as 128 + signal.
-        let exit: Int32 = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        let r = try spawnProcess(
+            [path] + arguments, environment: ProcessInfo.processInfo.environment, stdin: "/dev/null", stdout: outPath, stderr: errPath,
+            timeout: timeout)
+        if r.timedOut { throw SpawnError(description: "\(path) \(arguments) did not finish within \(timeout) s") }
+        let exit = r.status
         let out = (try? Data(contentsOf: URL(fileURLWithPath: outPath))).map { [UInt8]($0) } ?? []
         let err = (try? Data(contentsOf: URL(fileURLWithPath: errPath))).map { [UInt8]($0) } ?? []
         return Output(
@@ -551,25 +525,15 @@ final class EchoServer: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         path = dir + "/s.sock"
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let r = UnixSocketAddress(path: path)!.withSockaddr { bind(fd, $0, $1) }
         guard r == 0, listen(fd, 16) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         Thread { [self] in acceptLoop() }.start()
     }
 
     private func acceptLoop() {
         while true {
-            let c = accept(fd, nil, nil)
+            let c = retryingOnInterrupt { accept(fd, nil, nil) }
             if c < 0 {
-                if errno == EINTR { continue }
                 close(fd)  // here, not in stop(): the number must not be reused while accept may still run
                 return
             }

@@ -18,50 +18,6 @@ public enum BuiltProducts {
     public static func path(_ name: String) -> String { directory + "/" + name }
 }
 
-/// The result of running a command to completion.
-public struct ProcessResult: Sendable {
-    public let status: Int32
-    public let stdout: String
-    public let stderr: String
-}
-
-/// Runs an executable to completion, with a time limit. Output goes to
-/// temporary files, not pipes: Foundation's Process can close a pipe's
-/// descriptors twice when several processes start at once.
-public func runProcess(_ path: String, _ arguments: [String], timeout: TimeInterval = 60, environment: [String: String]? = nil) throws -> ProcessResult {
-    let dir = NSTemporaryDirectory() + "volumed-run-" + UUID().uuidString.prefix(8)
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    let outPath = dir + "/out"
-    let errPath = dir + "/err"
-    FileManager.default.createFile(atPath: outPath, contents: nil)
-    FileManager.default.createFile(atPath: errPath, contents: nil)
-    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    defer {
-        try? out.close()
-        try? err.close()
-    }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = arguments
-    if let environment { p.environment = environment }
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
-    try p.run()
-    let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning, Date() < deadline { usleep(20_000) }
-    if p.isRunning {
-        kill(p.processIdentifier, SIGKILL)
-    }
-    p.waitUntilExit()
-    return ProcessResult(
-        status: p.terminationStatus,
-        stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-        stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
-}
-
 /// A `cephfs-volumed` process the test started, with its socket and log file.
 public protocol LaunchedDaemon: AnyObject {
     var socketPath: String { get }
@@ -95,12 +51,7 @@ extension LaunchedDaemon {
     /// Sends `sig` (SIGTERM by default) and waits for the exit status.
     @discardableResult
     public func stop(signal sig: Int32 = SIGTERM, timeout: TimeInterval = 30) -> Int32 {
-        if process.isRunning { kill(process.processIdentifier, sig) }
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning, Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        return process.terminationStatus
+        stopProcess(process, signal: sig, timeout: timeout)
     }
 }
 
@@ -110,23 +61,7 @@ extension LaunchedDaemon {
 func launchDaemon(
     _ arguments: [String], logPath: String, environment: [String: String] = [:], unset: [String] = []
 ) throws -> Process {
-    FileManager.default.createFile(atPath: logPath, contents: nil)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: BuiltProducts.path("cephfs-volumed"))
-    process.arguments = arguments
-    if !environment.isEmpty || !unset.isEmpty {
-        var env = ProcessInfo.processInfo.environment
-        for name in unset { env[name] = nil }
-        env.merge(environment) { _, new in new }
-        process.environment = env
-    }
-    let log = FileHandle(forWritingAtPath: logPath)!
-    process.standardOutput = log
-    process.standardError = log
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    try? log.close()  // the child has its own descriptor
-    return process
+    try launchLogged(BuiltProducts.path("cephfs-volumed"), arguments, logPath: logPath, environment: environment, unset: unset)
 }
 
 /// A `cephfs-volumed` started against the dev cluster on a private socket.

@@ -191,18 +191,10 @@ public final class VolumedProcess: @unchecked Sendable {
         return path
     }
 
-    public func logTail(_ lines: Int = 30) -> String {
-        log().split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
-    }
+    public func logTail(_ lines: Int = 30) -> String { fileTail(logPath, lines: lines) }
 
     /// The resident set size from /proc, in KiB.
-    public func rssKiB() -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
-        }
-        return nil
-    }
+    public func rssKiB() -> Int? { residentSetKiB(pid: pid) }
 
     deinit {
         // A daemon that died of a signal nobody sent it crashed: keep its log.
@@ -483,30 +475,7 @@ public final class PrivateCluster: @unchecked Sendable {
 /// Spawns `argv` and waits for it with `waitpid` (SIGKILL after `timeout`).
 /// Returns the exit status, or 128 + signal when a signal ended it.
 public func spawnAndWait(_ argv: [String], environment: [String: String], timeout: TimeInterval) throws -> Int32 {
-    var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-    var cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-        for p in cArgs { free(p) }
-        for p in cEnv { free(p) }
-    }
-    var pid: pid_t = 0
-    let r = posix_spawn(&pid, argv[0], nil, nil, &cArgs, &cEnv)
-    guard r == 0 else { throw DaemonError("posix_spawn \(argv[0]): \(String(cString: strerror(r)))") }
-    let deadline = Date().addingTimeInterval(timeout)
-    var status: Int32 = 0
-    while true {
-        let w = waitpid(pid, &status, WNOHANG)
-        if w == pid { break }
-        if w < 0 && errno != EINTR { throw DaemonError("waitpid \(pid): \(String(cString: strerror(errno)))") }
-        if Date() >= deadline {
-            kill(pid, SIGKILL)
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            break
-        }
-        usleep(50_000)
-    }
-    let low = status & 0x7f
-    return low == 0 ? (status >> 8) & 0xff : 128 + low
+    try spawnProcess(argv, environment: environment, timeout: timeout, pollInterval: 50_000).status
 }
 
 /// Private clusters still up at exit of the test process are taken down.

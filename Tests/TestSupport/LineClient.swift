@@ -1,4 +1,5 @@
 import Foundation
+import POSIXSupport
 
 /// A blocking, byte-exact line client for protocol tests: it sends exactly
 /// what it is given and reads replies line by line.
@@ -13,16 +14,11 @@ public final class LineClient {
         // messenger socket, which aborts when its socket vanishes).
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw DaemonError("socket: \(errno)") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
+        guard let addr = UnixSocketAddress(path: path) else {
+            close(fd)
+            throw DaemonError("socket path too long: \(path)")
         }
-        let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let r = addr.withSockaddr { connect(fd, $0, $1) }
         if r < 0 {
             let e = errno
             close(fd)

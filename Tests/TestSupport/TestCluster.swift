@@ -1,18 +1,12 @@
 import Ceph
+@_exported import DevCluster
 import Foundation
 
 /// The dev cluster the tests run against (packaging/dev-cluster), found
 /// through the env file it writes: `$CEPH_DEV_ENV`, or `$CEPH_DEV_DIR/env`,
 /// or `/tmp/cephfs-volumed-dev/env`.
 public enum TestCluster {
-    public struct Environment: Sendable {
-        public let values: [String: String]
-        public var confPath: String { values["CEPH_CONF"]! }
-        public var serviceID: String { values["CEPH_ID"] ?? "volumed" }
-        public var clusterName: String { values["CEPH_CLUSTER"] ?? "ceph" }
-        public var fsName: String { values["CEPH_FS_NAME"] ?? "cephfs" }
-        public var directory: String { values["CEPH_DEV_DIR"] ?? (confPath as NSString).deletingLastPathComponent }
-    }
+    public typealias Environment = ClusterEnvironment
 
     public static let environment: Environment? = loadEnvironment()
 
@@ -72,22 +66,6 @@ public enum TestCluster {
             env["CEPH_DEV_DIR"].map { $0 + "/env" },
             "/tmp/cephfs-volumed-dev/env",
         ].compactMap { $0 }
-        for path in candidates {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
-            var values: [String: String] = [:]
-            for raw in text.split(separator: "\n") {
-                var line = raw.trimmingCharacters(in: .whitespaces)
-                if line.hasPrefix("#") || line.isEmpty { continue }
-                if line.hasPrefix("export ") { line.removeFirst(7) }
-                guard let eq = line.firstIndex(of: "=") else { continue }
-                var value = String(line[line.index(after: eq)...])
-                if value.count >= 2, let f = value.first, f == "\"" || f == "'", value.last == f {
-                    value = String(value.dropFirst().dropLast())
-                }
-                values[String(line[..<eq])] = value
-            }
-            if values["CEPH_CONF"] != nil { return Environment(values: values) }
-        }
-        return nil
+        return candidates.lazy.compactMap(Environment.init(path:)).first
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import JSONValue
+import POSIXSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -46,16 +47,7 @@ final class FakeServer: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         path = dir + "/fake.sock"
         listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let r = UnixSocketAddress(path: path)!.withSockaddr { bind(listenFD, $0, $1) }
         guard r == 0, listen(listenFD, 64) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         let t = Thread { [self] in acceptLoop() }
         t.start()
@@ -115,9 +107,8 @@ final class FakeServer: @unchecked Sendable {
 
     private func acceptLoop() {
         while true {
-            let fd = accept(listenFD, nil, nil)
+            let fd = retryingOnInterrupt { accept(listenFD, nil, nil) }
             if fd < 0 {
-                if errno == EINTR { continue }
                 closeListener()
                 return
             }
@@ -169,8 +160,7 @@ final class FakeServer: @unchecked Sendable {
             }
         }
         while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
+            let n = retryingOnInterrupt { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
             if n <= 0 { return }
             buffer += chunk[0..<n]
             while let nl = buffer.firstIndex(of: 0x0A) {

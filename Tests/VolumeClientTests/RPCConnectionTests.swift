@@ -1,5 +1,6 @@
 import Foundation
 import JSONValue
+import POSIXSupport
 import Testing
 import VolumeClient
 import VolumeProtocol
@@ -33,16 +34,7 @@ struct RPCConnectionTests {
         // A stale socket file: bind it again without listening.
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd); unlink(path) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            let b = Array(path.utf8)
-            raw.copyBytes(from: b)
-            raw[b.count] = 0
-        }
-        _ = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        _ = UnixSocketAddress(path: path)!.withSockaddr { bind(fd, $0, $1) }
         let conn = RPCConnection(socketPath: path, connectTimeout: 30)
         await #expect(throws: ConnectionError.self) { try await conn.call("ping") }
         do {
