@@ -3,6 +3,7 @@ import Ceph
 import Dispatch
 import Foundation
 import Logging
+import Synchronization
 import VolumeEngine
 import VolumeServer
 
@@ -114,6 +115,29 @@ struct Daemon: ParsableCommand {
         }
         let logger = Logger(label: "cephfs-volumed")
         signal(SIGPIPE, SIG_IGN)
+        // Handled from the start: startup can wait a long time (a mount, or
+        // recovery queued on a metadata lock a dead client holds), and the Ceph
+        // libraries' threads must not decide what a SIGTERM does meanwhile.
+        // Until the socket serves, there is nothing to drain: exit at once.
+        let stop = DispatchSemaphore(value: 0)
+        let serving = Mutex(false)
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler {
+                if serving.withLock({ $0 }) {
+                    stop.signal()
+                } else {
+                    logger.notice("signal \(sig) during startup: exiting before serving")
+                    fflush(nil)
+                    _exit(0)
+                }
+            }
+            s.resume()
+            sources.append(s)
+        }
+        defer { withExtendedLifetime(sources) {} }
         // Worker threads would each get a malloc arena (8 per core by default),
         // which grows RSS under bursts without any leak; a few arenas suffice.
         limitMallocArenas(4)
@@ -212,15 +236,7 @@ struct Daemon: ParsableCommand {
         }
         logger.info("listening on \(server.listeningOn) as client.\(id), instance \(instance)")
 
-        let stop = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { stop.signal() }
-            s.resume()
-            sources.append(s)
-        }
+        serving.withLock { $0 = true }
         stop.wait()
         logger.info("shutting down")
         server.shutdown()

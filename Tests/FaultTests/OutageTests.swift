@@ -203,6 +203,27 @@ extension FaultTests.OutageFaults {
         print("SIGTERM with stuck calls (drain \(drain) s): exit \(exit.map { "\($0)" } ?? "none") after \(secs(took)) s; queued \(q); running authorize \(r); get_used_bytes \(u)")
     }
 
+    @Test("SIGTERM while startup waits on a frozen MDS: the daemon exits at once")
+    func sigtermDuringStartup() throws {
+        let pc = try FaultTests.OutageFaults.cluster()
+        #expect(pc.waitForMDS(timeout: 60) != nil, "cluster healthy before the test")
+        try Self.freeze(pc, Self.allMDS)
+        defer { Self.thaw(pc, Self.allMDS) }
+        // The mount waits up to the cluster timeout for an MDS that never answers.
+        let daemon = try VolumedProcess(
+            conf: pc.confPath, instance: "outage-start-\(tag())", extraArguments: ["--cluster-timeout", "120"], waitReady: false)
+        usleep(3_000_000)
+        #expect(daemon.isRunning, "still starting: \(daemon.logTail())")
+        let termAt = Date()
+        daemon.signal(SIGTERM)
+        let exit = daemon.waitForExit(timeout: 30)
+        let took = Date().timeIntervalSince(termAt)
+        if exit == nil { daemon.kill9() }
+        #expect(exit != nil && took <= 5, "exit after SIGTERM during startup: \(exit.map { "\($0)" } ?? "still running after 30 s") in \(secs(took)) s\n\(daemon.logTail())")
+        #expect(exit?.reason == .exit && exit?.status == 0, "ended by itself with status 0: \(exit.map { "\($0)" } ?? "-")")
+        print("SIGTERM during startup: exit \(exit.map { "\($0)" } ?? "none") after \(secs(took)) s")
+    }
+
     @Test("osd.0 frozen: create_volume answered ClusterTimeout by the default deadline")
     func osdOutage() throws {
         let pc = try FaultTests.OutageFaults.cluster()
