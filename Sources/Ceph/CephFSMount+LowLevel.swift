@@ -43,38 +43,29 @@ extension CephFSMount {
 /// name is taken) and lookups return whatever the name refers to, symlinks
 /// included, so nothing is ever followed.
 public final class InodeHandle: @unchecked Sendable {
-    public let mount: CephFSMount
-    /// The client the inode belongs to: handles do not follow a remount.
-    let client: CephClient
-    private let inode: OpaquePointer
+    public var mount: CephFSMount { bound.mount }
+    /// Handles do not follow a remount: they stay on the client that made them.
+    private let bound: ClientBound<OpaquePointer>
+    var client: CephClient { bound.client }
     /// How the handle was reached, for messages only.
     public let path: String
     /// The attributes when the handle was obtained.
     public let stat: FileStat
-    private let guard_ = LifecycleGuard()
 
     init(mount: CephFSMount, client: CephClient, inode: OpaquePointer, path: String, stat: FileStat) {
-        self.mount = mount
-        self.client = client
-        self.inode = inode
+        bound = ClientBound(mount: mount, client: client, handle: inode, release: "ll_put") { m, inode in vd_ll_put(m, inode) }
         self.path = path
         self.stat = stat
     }
 
     deinit { close() }
 
-    public func close() {
-        let (mount, client, inode) = (self.mount, self.client, self.inode)
-        // Client-side bookkeeping, no MDS round trip: not counted.
-        guard_.close { _ = try? mount.run(on: client, "ll_put", counted: false) { m in vd_ll_put(m, inode) } }
-    }
+    // Client-side bookkeeping, no MDS round trip: not counted.
+    public func close() { bound.close(counted: false) }
 
     @discardableResult
     private func run<T>(_ operation: String, _ body: (OpaquePointer, OpaquePointer) throws(CephError) -> T) throws(CephError) -> T {
-        let (mount, client, inode) = (self.mount, self.client, self.inode)
-        return try guard_.use(operation) { () throws(CephError) -> T in
-            try mount.run(on: client, operation) { m throws(CephError) in try body(m, inode) }
-        }
+        try bound.run(operation, body)
     }
 
     private func child(_ name: String) -> String { path == "/" ? "/" + name : path + "/" + name }
@@ -281,32 +272,22 @@ public final class InodeHandle: @unchecked Sendable {
 /// A file opened through an `InodeHandle`. Closed by `close()` or, failing
 /// that, in `deinit`.
 public final class InodeFile: @unchecked Sendable {
-    public let mount: CephFSMount
-    let client: CephClient
-    private let fh: OpaquePointer
+    public var mount: CephFSMount { bound.mount }
+    private let bound: ClientBound<OpaquePointer>
     public let path: String
-    private let guard_ = LifecycleGuard()
 
     init(mount: CephFSMount, client: CephClient, fh: OpaquePointer, path: String) {
-        self.mount = mount
-        self.client = client
-        self.fh = fh
+        bound = ClientBound(mount: mount, client: client, handle: fh, release: "ll_close") { m, fh in vd_ll_close(m, fh) }
         self.path = path
     }
 
     deinit { close() }
 
-    public func close() {
-        let (mount, client, fh) = (self.mount, self.client, self.fh)
-        guard_.close { _ = try? mount.run(on: client, "ll_close") { m in vd_ll_close(m, fh) } }
-    }
+    public func close() { bound.close() }
 
     @discardableResult
     private func run<T>(_ operation: String, _ body: (OpaquePointer, OpaquePointer) throws(CephError) -> T) throws(CephError) -> T {
-        let (mount, client, fh) = (self.mount, self.client, self.fh)
-        return try guard_.use(operation) { () throws(CephError) -> T in
-            try mount.run(on: client, operation) { m throws(CephError) in try body(m, fh) }
-        }
+        try bound.run(operation, body)
     }
 
     /// Reads up to `count` bytes at `offset`; fewer at the end of the file.

@@ -3,16 +3,14 @@ import CCephFS
 /// An open CephFS file. Closed by `close()` or, failing that, in `deinit`.
 /// Safe to use from several threads; each call is independent.
 public final class CephFile: @unchecked Sendable {
-    public let mount: CephFSMount
-    /// The client the descriptor belongs to: files do not follow a remount.
-    let client: CephClient
+    public var mount: CephFSMount { bound.mount }
+    /// Files do not follow a remount: they stay on the client that opened them.
+    private let bound: ClientBound<Int32>
     public let fd: Int32
     public let path: String
-    private let guard_ = LifecycleGuard()
 
     init(mount: CephFSMount, client: CephClient, fd: Int32, path: String) {
-        self.mount = mount
-        self.client = client
+        bound = ClientBound(mount: mount, client: client, handle: fd, release: "close") { m, fd in vd_close(m, fd) }
         self.fd = fd
         self.path = path
     }
@@ -20,19 +18,13 @@ public final class CephFile: @unchecked Sendable {
     deinit { close() }
 
     /// Opened on a client the mount has since replaced (see `CephFSMount`): every call fails.
-    public var isStale: Bool { client !== mount.client }
+    public var isStale: Bool { bound.client !== mount.client }
 
-    public func close() {
-        let (mount, client, fd) = (self.mount, self.client, self.fd)
-        guard_.close { _ = try? mount.run(on: client, "close") { m in vd_close(m, fd) } }
-    }
+    public func close() { bound.close() }
 
     @discardableResult
     private func run<T>(_ operation: String, _ body: (OpaquePointer, Int32) throws(CephError) -> T) throws(CephError) -> T {
-        let (mount, client, fd) = (self.mount, self.client, self.fd)
-        return try guard_.use(operation) { () throws(CephError) -> T in
-            try mount.run(on: client, operation) { m throws(CephError) in try body(m, fd) }
-        }
+        try bound.run(operation, body)
     }
 
     /// Reads up to `count` bytes at `offset`; fewer at the end of the file.
@@ -116,51 +108,40 @@ public final class CephFile: @unchecked Sendable {
 /// An open directory. Closed by `close()` or, failing that, in `deinit`.
 /// Not for concurrent use: a stream has one read position.
 public final class DirectoryStream: @unchecked Sendable {
-    public let mount: CephFSMount
-    private let client: CephClient
-    private let dir: OpaquePointer
+    public var mount: CephFSMount { bound.mount }
+    private let bound: ClientBound<OpaquePointer>
     public let path: String
-    private let guard_ = LifecycleGuard()
 
     init(mount: CephFSMount, client: CephClient, dir: OpaquePointer, path: String) {
-        self.mount = mount
-        self.client = client
-        self.dir = dir
+        bound = ClientBound(mount: mount, client: client, handle: dir, release: "closedir") { m, dir in vd_closedir(m, dir) }
         self.path = path
     }
 
     deinit { close() }
 
-    public func close() {
-        let (mount, client, dir) = (self.mount, self.client, self.dir)
-        guard_.close { _ = try? mount.run(on: client, "closedir") { m in vd_closedir(m, dir) } }
-    }
+    public func close() { bound.close() }
 
     /// The next entries, as many as the client has at hand; empty at the end.
     public func nextBatch() throws(CephError) -> [DirectoryEntry] {
-        let (mount, client, dir) = (self.mount, self.client, self.dir)
-        return try guard_.use("readdir") { () throws(CephError) -> [DirectoryEntry] in
-            try mount.run(on: client, "readdir", counted: false) { m throws(CephError) in
-                var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-                let r = buffer.withUnsafeMutableBytes { b in
-                    vd_readdir_batch(m, dir, b.baseAddress!.assumingMemoryBound(to: CChar.self), b.count)
-                }
-                let n = try check(r, "readdir", path)
-                var entries: [DirectoryEntry] = []
-                var i = 0
-                while i < Int(n) {
-                    let type = buffer[i]
-                    let start = i + 1
-                    var end = start
-                    while buffer[end] != 0 { end += 1 }
-                    entries.append(DirectoryEntry(name: String(decoding: buffer[start..<end], as: UTF8.self), kind: .init(dType: type)))
-                    i = end + 1
-                }
-                return entries
+        try bound.run("readdir", counted: false) { m, dir throws(CephError) -> [DirectoryEntry] in
+            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+            let r = buffer.withUnsafeMutableBytes { b in
+                vd_readdir_batch(m, dir, b.baseAddress!.assumingMemoryBound(to: CChar.self), b.count)
             }
+            let n = try check(r, "readdir", path)
+            var entries: [DirectoryEntry] = []
+            var i = 0
+            while i < Int(n) {
+                let type = buffer[i]
+                let start = i + 1
+                var end = start
+                while buffer[end] != 0 { end += 1 }
+                entries.append(DirectoryEntry(name: String(decoding: buffer[start..<end], as: UTF8.self), kind: .init(dType: type)))
+                i = end + 1
+            }
+            return entries
         }
     }
-
 }
 
 extension DirectoryEntry.Kind {

@@ -47,3 +47,39 @@ final class LifecycleGuard: @unchecked Sendable {
         return closed
     }
 }
+
+/// A C handle (descriptor, inode, file or directory handle) that belongs to
+/// one libcephfs client. Calls run on that client, never on the one a
+/// remount made after it, and the release waits for calls in flight.
+final class ClientBound<Handle>: @unchecked Sendable {
+    let mount: CephFSMount
+    let client: CephClient
+    private let handle: Handle
+    private let guard_ = LifecycleGuard()
+    private let releaseName: String
+    private let release: (OpaquePointer, Handle) -> Void
+
+    /// `release` runs once, on `close()`; client-side bookkeeping without an
+    /// MDS round trip is named with `counted` false.
+    init(
+        mount: CephFSMount, client: CephClient, handle: Handle, release name: String,
+        _ release: @escaping (OpaquePointer, Handle) -> Void
+    ) {
+        self.mount = mount
+        self.client = client
+        self.handle = handle
+        releaseName = name
+        self.release = release
+    }
+
+    func close(counted: Bool = true) {
+        guard_.close { _ = try? mount.run(on: client, releaseName, counted: counted) { m in release(m, handle) } }
+    }
+
+    @discardableResult
+    func run<T>(_ operation: String, counted: Bool = true, _ body: (OpaquePointer, Handle) throws(CephError) -> T) throws(CephError) -> T {
+        try guard_.use(operation) { () throws(CephError) -> T in
+            try mount.run(on: client, operation, counted: counted) { m throws(CephError) in try body(m, handle) }
+        }
+    }
+}
