@@ -1,51 +1,8 @@
 import JSONValue
 import VolumeProtocol
-
-/// What `server_info` reports about the daemon.
-public struct ServerInfo: Sendable, Equatable {
-    /// The daemon's version.
-    public var version: String
-    /// The wire contract's version (`ProtocolVersion.current` of the daemon).
-    public var protocolVersion: String
-    /// The Ceph cluster's fsid.
-    public var fsid: String
-    /// The daemon's instance name.
-    public var instance: String
-    /// Seconds since the daemon started.
-    public var uptimeSeconds: Double
-    /// Client connections open now, this one included.
-    public var connections: Int
-    /// Requests being handled now, this one included.
-    public var inFlight: Int
-
-    public init(
-        version: String, protocolVersion: String, fsid: String, instance: String,
-        uptimeSeconds: Double, connections: Int, inFlight: Int
-    ) {
-        self.version = version
-        self.protocolVersion = protocolVersion
-        self.fsid = fsid
-        self.instance = instance
-        self.uptimeSeconds = uptimeSeconds
-        self.connections = connections
-        self.inFlight = inFlight
-    }
-}
-
-/// An auth ID authorised on a volume, with its access level.
-public struct AuthorizedID: Sendable, Hashable, CustomStringConvertible {
-    public var authID: String
-    /// `"rw"` or `"r"`.
-    public var accessLevel: String
-
-    public init(authID: String, accessLevel: String) {
-        self.authID = authID
-        self.accessLevel = accessLevel
-    }
-
-    /// `alice rw`.
-    public var description: String { "\(authID) \(accessLevel)" }
-}
+// The result types live with the contract; users of this library keep them.
+@_exported import struct VolumeProtocol.ServerInfo
+@_exported import struct VolumeProtocol.AuthorizedID
 
 /// A method name with its params, as the typed client and `rpc-cli` send them.
 ///
