@@ -1,4 +1,5 @@
 import JSONValue
+import VolumeProtocol
 
 /// Names a volume: a volume ID, optionally inside a group.
 ///
@@ -26,21 +27,12 @@ public struct VolumePath: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The wire form: `{"group_id": ..., "volume_id": ...}`, with both members present.
-    public var json: JSONValue {
-        ["group_id": groupID.map { .string($0) } ?? .null, "volume_id": .string(volumeID)]
-    }
+    public var json: JSONValue { ref.json }
 
     /// Reads the wire form; nil when it is not one.
     public init?(json: JSONValue) {
-        guard let o = json.objectValue, let v = o["volume_id"]?.stringValue else { return nil }
-        let g = o["group_id"] ?? .null
-        if g.isNull {
-            self.init(groupID: nil, volumeID: v)
-        } else if let s = g.stringValue {
-            self.init(groupID: s, volumeID: v)
-        } else {
-            return nil
-        }
+        guard let r = VolumeRef(wire: json) else { return nil }
+        self.init(groupID: r.groupID, volumeID: r.volumeID)
     }
 
     /// `group/volume`, or `volume` alone without a group.

@@ -589,6 +589,7 @@ public struct EvictRequest: RPCMethod {
 
     /// It may wait `timeout` for the MDS on purpose: that is not the cluster hanging.
     public var extraTime: Double { timeout }
+    public static let hasOwnTimeout = true
 }
 
 // MARK: Snapshots and clones

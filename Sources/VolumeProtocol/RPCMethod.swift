@@ -162,6 +162,9 @@ public protocol RPCMethod: Sendable {
     var encodedParams: [String: JSONValue] { get }
     /// Seconds the call may take on purpose, beyond the request timeout.
     var extraTime: Double { get }
+    /// True when a param gives the call a time of its own (evict's
+    /// `timeout`), which clients add to the time they wait.
+    static var hasOwnTimeout: Bool { get }
 
     static func encodeResult(_ result: Result) -> JSONValue
     static func decodeResult(_ value: JSONValue) throws(InvalidResult) -> Result
@@ -173,6 +176,7 @@ extension RPCMethod {
     public static var backend: Backend { .fs }
     public static var keySpecs: [KeySpec] { [] }
     public var extraTime: Double { 0 }
+    public static var hasOwnTimeout: Bool { false }
 
     /// The params as sent: none at all for a method that takes none.
     public var wireParams: JSONValue? { Self.params.isEmpty ? nil : .object(encodedParams) }
