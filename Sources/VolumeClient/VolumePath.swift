@@ -3,7 +3,7 @@ import VolumeProtocol
 
 /// Names a volume: a volume ID, optionally inside a group.
 ///
-/// On the wire it is `{"group_id": string|null, "volume_id": string}`; a nil
+/// On the wire it is an object of group_id (string or null) and volume_id; a nil
 /// group is sent as `null`, which the daemon lays out under `_nogroup`.
 ///
 /// ```swift
@@ -26,7 +26,7 @@ public struct VolumePath: Sendable, Hashable, CustomStringConvertible {
         self.init(groupID: group, volumeID: volumeID)
     }
 
-    /// The wire form: `{"group_id": ..., "volume_id": ...}`, with both members present.
+    /// The wire form, with both members present (see VolumeRef).
     public var json: JSONValue { ref.json }
 
     /// Reads the wire form; nil when it is not one.

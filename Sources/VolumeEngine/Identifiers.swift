@@ -14,11 +14,11 @@ public enum Identifier {
         try IdentifierRules.validate(value, field: field, maxLength: maxLength)
     }
 
-    public static func validateAuthID(_ id: String, field: String = "auth_id") throws(InvalidIdentifier) {
+    public static func validateAuthID(_ id: String, field: String = ParamSpec.authID.name) throws(InvalidIdentifier) {
         try IdentifierRules.validateAuthID(id, field: field)
     }
 
-    public static func validateGroupID(_ id: String, field: String = "group_id") throws(InvalidIdentifier) {
+    public static func validateGroupID(_ id: String, field: String = ParamSpec.groupID.name) throws(InvalidIdentifier) {
         try IdentifierRules.validateGroupID(id, field: field)
     }
 }
@@ -29,7 +29,7 @@ public struct VolumePath: Sendable, Hashable, CustomStringConvertible {
     public let volumeID: String
 
     /// Validates both parts; `field` names the parameter in errors.
-    public init(groupID: String?, volumeID: String, field: String = "volume_path") throws(InvalidIdentifier) {
+    public init(groupID: String?, volumeID: String, field: String = ParamSpec.volumePath.name) throws(InvalidIdentifier) {
         try IdentifierRules.validateVolumePath(groupID: groupID, volumeID: volumeID, field: field)
         self.groupID = groupID
         self.volumeID = volumeID

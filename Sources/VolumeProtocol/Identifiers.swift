@@ -41,12 +41,12 @@ public enum IdentifierRules {
         }
     }
 
-    public static func validateAuthID(_ id: String, field: String = "auth_id") throws(InvalidIdentifier) {
+    public static func validateAuthID(_ id: String, field: String = ParamSpec.authID.name) throws(InvalidIdentifier) {
         // `$` + id + `.meta`
         try validate(id, field: field, maxLength: maxFileName - 1 - metaSuffix.utf8.count)
     }
 
-    public static func validateGroupID(_ id: String, field: String = "group_id") throws(InvalidIdentifier) {
+    public static func validateGroupID(_ id: String, field: String = ParamSpec.groupID.name) throws(InvalidIdentifier) {
         try validate(id, field: field)
         // Auth metadata keys a volume as "<group>/<volume>" with "None" for no group.
         if id == "None" { throw InvalidIdentifier(field: field, reason: "'None' is reserved for volumes without a group") }
@@ -78,7 +78,7 @@ extension ValidatedIdentifier {
 /// A cephx client name without `client.`.
 public struct AuthID: ValidatedIdentifier {
     public let rawValue: String
-    public init(_ value: String, field: String = "auth_id") throws(InvalidIdentifier) {
+    public init(_ value: String, field: String = ParamSpec.authID.name) throws(InvalidIdentifier) {
         try IdentifierRules.validateAuthID(value, field: field)
         rawValue = value
     }
@@ -87,7 +87,7 @@ public struct AuthID: ValidatedIdentifier {
 
 public struct GroupID: ValidatedIdentifier {
     public let rawValue: String
-    public init(_ value: String, field: String = "group_id") throws(InvalidIdentifier) {
+    public init(_ value: String, field: String = ParamSpec.groupID.name) throws(InvalidIdentifier) {
         try IdentifierRules.validateGroupID(value, field: field)
         rawValue = value
     }
@@ -96,7 +96,7 @@ public struct GroupID: ValidatedIdentifier {
 
 public struct VolumeID: ValidatedIdentifier {
     public let rawValue: String
-    public init(_ value: String, field: String = "volume_id") throws(InvalidIdentifier) {
+    public init(_ value: String, field: String = VolumeRef.volumeIDMember) throws(InvalidIdentifier) {
         try IdentifierRules.validate(value, field: field)
         rawValue = value
     }
@@ -105,7 +105,7 @@ public struct VolumeID: ValidatedIdentifier {
 
 public struct SnapshotName: ValidatedIdentifier {
     public let rawValue: String
-    public init(_ value: String, field: String = "snapshot_name") throws(InvalidIdentifier) {
+    public init(_ value: String, field: String = ParamSpec.snapshotName.name) throws(InvalidIdentifier) {
         try IdentifierRules.validate(value, field: field)
         rawValue = value
     }
@@ -114,7 +114,7 @@ public struct SnapshotName: ValidatedIdentifier {
 
 public struct TenantID: ValidatedIdentifier {
     public let rawValue: String
-    public init(_ value: String, field: String = "tenant_id") throws(InvalidIdentifier) {
+    public init(_ value: String, field: String) throws(InvalidIdentifier) {
         try IdentifierRules.validate(value, field: field)
         rawValue = value
     }

@@ -19,8 +19,8 @@ extension ParamSpec {
 }
 
 extension VolumeRef {
-    static let groupIDMember = "group_id"
-    static let volumeIDMember = "volume_id"
+    public static let groupIDMember = "group_id"
+    public static let volumeIDMember = "volume_id"
 
     /// The wire form: `{"group_id": ..., "volume_id": ...}`, with both members present.
     public var json: JSONValue {
@@ -754,6 +754,10 @@ extension ObjectRequest {
         let object = try p.string(ParamSpec.objectName.name)
         try Params.requireNonEmpty(pool, .poolName)
         try Params.requireNonEmpty(object, .objectName)
+        // librados takes C strings: a name with NUL would stand for its prefix.
+        for (value, spec) in [(pool, ParamSpec.poolName), (object, .objectName)] where value.utf8.contains(0) {
+            throw .invalidParams("invalid \(spec.name): must not contain NUL")
+        }
         return (pool, object)
     }
 

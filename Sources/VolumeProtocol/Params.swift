@@ -97,7 +97,7 @@ extension Params {
         return try validated { () throws(InvalidIdentifier) in try I(value, field: spec.name) }
     }
 
-    /// A `{"group_id": string|null, "volume_id": string}` param, validated.
+    /// A volume path param (group_id: string or null, volume_id: string), validated.
     public func volumeRef(_ spec: ParamSpec) throws(RPCError) -> VolumeRef {
         let name = spec.name
         let o = try object(name)
