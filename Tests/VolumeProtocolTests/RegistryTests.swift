@@ -132,4 +132,32 @@ struct RegistryTests {
         #expect(message(EvictRequest.self, ["auth_id": "a", "timeout": 86_401]) == "parameter 'timeout' must be a number of seconds between 0 and 86400")
         #expect(message(CreateVolumeRequest.self, ["volume_path": ["group_id": nil, "volume_id": "v"], "mode": 4096]) == "parameter 'mode' must be in 0...4095")
     }
+
+    /// Each param's wire name is written once under Sources/, in the method
+    /// types; the few other files that hold the same word mean something else.
+    @Test func eachParamNameIsWrittenInOneSourceFile() throws {
+        let root = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let sources = root.appendingPathComponent("Sources")
+        let otherMeanings: Set<String> = [
+            "data VolumeProtocol/RPCError.swift",  // the JSON-RPC error's data member
+            "tenant_id VolumeEngine/Metadata.swift", "version VolumeEngine/Metadata.swift",  // on-disk metadata
+            "pool_name VolumeEngine/Pools.swift",  // `ceph osd dump` output
+            "size rpc-cli/Commands.swift", "version rpc-cli/Commands.swift",  // help texts' value names
+            "size volumed-bench/BenchRun.swift", "size volumed-bench/PythonLibrary.swift",  // the bench's own JSON
+        ]
+        var files: [(String, String)] = []
+        let walker = try #require(FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil))
+        for case let url as URL in walker where url.pathExtension == "swift" {
+            let relative = String(url.path.dropFirst(sources.path.count + 1))
+            files.append((relative, try String(contentsOf: url, encoding: .utf8)))
+        }
+        var names = Set(MethodRegistry.all.flatMap { $0.params.map(\.name) })
+        names.formUnion(["group_id", "volume_id"])  // VolumePath's members
+        for name in names.sorted() {
+            let holders = files.filter { $0.1.contains("\"\(name)\"") }.map(\.0)
+                .filter { !otherMeanings.contains("\(name) \($0)") }
+            #expect(holders == ["VolumeProtocol/Methods.swift"], "\(name)")
+        }
+    }
 }
