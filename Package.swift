@@ -39,7 +39,7 @@ let package = Package(
         ),
         .target(
             name: "VolumeEngine",
-            dependencies: ["Ceph", "JSONValue", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Ceph", "JSONValue", "VolumeProtocol", .product(name: "Logging", package: "swift-log")],
             // Test builds only: release builds (the .deb) never contain crash points.
             swiftSettings: [.define("VOLUMED_CRASH_POINTS", .when(configuration: .debug))]
         ),

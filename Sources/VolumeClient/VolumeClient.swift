@@ -92,6 +92,13 @@ public final class VolumeClient: Sendable {
         return try await connection.call(c.method, params: c.params, timeout: timeout)
     }
 
+    /// Sends one call of the contract's method type `M` and reads its result.
+    ///
+    /// - Throws: ``ConnectionError/invalidReply(_:)`` for a result of the wrong shape.
+    public func send<M: RPCMethod>(_ call: M) async throws -> M.Result {
+        try M.reply(await perform(RPCCall(call)))
+    }
+
     // MARK: Service
 
     /// Checks that the daemon answers.
@@ -99,24 +106,24 @@ public final class VolumeClient: Sendable {
     /// - Returns: `"pong"`.
     @discardableResult
     public func ping() async throws -> String {
-        try Reply.string(await perform(.ping()))
+        try await send(PingRequest())
     }
 
     /// The daemon's version, the wire contract's version, the cluster's fsid,
     /// and current load.
     public func serverInfo() async throws -> ServerInfo {
-        try Reply.serverInfo(await perform(.serverInfo()))
+        try await send(ServerInfoRequest())
     }
 
     /// The monitors' `ip:port` addresses, as a guest needs them to mount.
     public func getMonAddrs() async throws -> [String] {
-        try Reply.strings(await perform(.getMonAddrs()))
+        try await send(GetMonAddrsRequest())
     }
 
     /// Finishes authorisation changes that a crash left half done (the seed's
     /// `recover`). The daemon also runs it when it starts.
     public func recover() async throws {
-        _ = try await perform(.recover())
+        try await send(RecoverRequest())
     }
 
     // MARK: Groups
@@ -127,13 +134,13 @@ public final class VolumeClient: Sendable {
     ///   - groupID: the group's name.
     ///   - mode: the directory's permission bits.
     public func createGroup(_ groupID: String, mode: UInt32 = VolumeClient.defaultMode) async throws {
-        _ = try await perform(.createGroup(groupID, mode: mode))
+        try await send(CreateGroupRequest(groupID: GroupID(unchecked: groupID), mode: mode))
     }
 
     /// Removes an empty volume group. A group that still holds volumes is
     /// refused with a `VolumeClientError`; a missing group is not an error.
     public func destroyGroup(_ groupID: String) async throws {
-        _ = try await perform(.destroyGroup(groupID))
+        try await send(DestroyGroupRequest(groupID: GroupID(unchecked: groupID)))
     }
 
     // MARK: Volumes
@@ -157,8 +164,8 @@ public final class VolumeClient: Sendable {
         _ volume: VolumePath, size: Int64? = nil, dataIsolated: Bool = false, namespaceIsolated: Bool = true,
         mode: UInt32 = VolumeClient.defaultMode
     ) async throws -> String {
-        try Reply.mountPath(await perform(
-            .createVolume(volume, size: size, dataIsolated: dataIsolated, namespaceIsolated: namespaceIsolated, mode: mode)))
+        try await send(CreateVolumeRequest(
+            volume: volume.ref, size: size, dataIsolated: dataIsolated, namespaceIsolated: namespaceIsolated, mode: mode))
     }
 
     /// Moves a volume to the trash, where ``purgeVolume(_:dataIsolated:)``
@@ -166,7 +173,7 @@ public final class VolumeClient: Sendable {
     ///
     /// - Parameter dataIsolated: as the volume was created.
     public func deleteVolume(_ volume: VolumePath, dataIsolated: Bool = false) async throws {
-        _ = try await perform(.deleteVolume(volume, dataIsolated: dataIsolated))
+        try await send(DeleteVolumeRequest(volume: volume.ref, dataIsolated: dataIsolated))
     }
 
     /// Removes a deleted volume's data from the trash (and its pool, when it
@@ -174,19 +181,19 @@ public final class VolumeClient: Sendable {
     ///
     /// - Parameter dataIsolated: as the volume was created.
     public func purgeVolume(_ volume: VolumePath, dataIsolated: Bool = false) async throws {
-        _ = try await perform(.purgeVolume(volume, dataIsolated: dataIsolated))
+        try await send(PurgeVolumeRequest(volume: volume.ref, dataIsolated: dataIsolated))
     }
 
     /// The bytes stored in a volume (`ceph.dir.rbytes`).
     public func getUsedBytes(_ volume: VolumePath) async throws -> Int64 {
-        try Reply.bytes(await perform(.getUsedBytes(volume)))
+        try await send(GetUsedBytesRequest(volume: volume.ref))
     }
 
     /// Sets a volume's quota.
     ///
     /// - Parameter maxBytes: the quota in bytes; nil removes the quota.
     public func setMaxBytes(_ volume: VolumePath, maxBytes: Int64?) async throws {
-        _ = try await perform(.setMaxBytes(volume, maxBytes: maxBytes))
+        try await send(SetMaxBytesRequest(volume: volume.ref, maxBytes: maxBytes))
     }
 
     // MARK: Authorization
@@ -208,15 +215,16 @@ public final class VolumeClient: Sendable {
         _ volume: VolumePath, authID: String, readonly: Bool = false, tenantID: String? = nil,
         allowExistingID: Bool = false
     ) async throws -> String? {
-        try Reply.authKey(await perform(
-            .authorize(volume, authID: authID, readonly: readonly, tenantID: tenantID, allowExistingID: allowExistingID)))
+        try await send(AuthorizeRequest(
+            volume: volume.ref, authID: AuthID(unchecked: authID), readonly: readonly,
+            tenantID: tenantID.map { TenantID(unchecked: $0) }, allowExistingID: allowExistingID))
     }
 
     /// Takes a volume's access away from `client.<authID>`; the cephx ID is
     /// deleted when it has no volume left. Mounted clients keep their access
     /// until evicted (``evict(authID:volume:timeout:)``).
     public func deauthorize(_ volume: VolumePath, authID: String) async throws {
-        _ = try await perform(.deauthorize(volume, authID: authID))
+        try await send(DeauthorizeRequest(volume: volume.ref, authID: AuthID(unchecked: authID)))
     }
 
     /// The auth IDs authorised on a volume, with their access levels.
@@ -224,7 +232,7 @@ public final class VolumeClient: Sendable {
     /// - Returns: the IDs, sorted; nil when no ID is authorised on the volume
     ///   (or the volume does not exist), as the seed returns None.
     public func getAuthorizedIDs(_ volume: VolumePath) async throws -> [AuthorizedID]? {
-        try Reply.authorizedIDs(await perform(.getAuthorizedIDs(volume)))
+        try await send(GetAuthorizedIDsRequest(volume: volume.ref))
     }
 
     /// Evicts the CephFS clients of `client.<authID>` from every MDS rank.
@@ -236,7 +244,7 @@ public final class VolumeClient: Sendable {
     /// - Throws: an `RPCError` of type `EvictionError` or `ClusterTimeout`
     ///   when a rank failed.
     public func evict(authID: String, volume: VolumePath? = nil, timeout: Double = 30) async throws {
-        _ = try await perform(.evict(authID: authID, volume: volume, timeout: timeout))
+        try await send(EvictRequest(authID: AuthID(unchecked: authID), volume: volume?.ref, timeout: timeout))
     }
 
     // MARK: Snapshots and clones
@@ -245,49 +253,51 @@ public final class VolumeClient: Sendable {
     public func createSnapshotVolume(
         _ volume: VolumePath, snapshotName: String, mode: UInt32 = VolumeClient.defaultMode
     ) async throws {
-        _ = try await perform(.createSnapshotVolume(volume, snapshotName: snapshotName, mode: mode))
+        try await send(CreateSnapshotVolumeRequest(volume: volume.ref, snapshotName: SnapshotName(unchecked: snapshotName), mode: mode))
     }
 
     /// Removes a snapshot of a volume. A missing snapshot is not an error.
     public func destroySnapshotVolume(_ volume: VolumePath, snapshotName: String) async throws {
-        _ = try await perform(.destroySnapshotVolume(volume, snapshotName: snapshotName))
+        try await send(DestroySnapshotVolumeRequest(volume: volume.ref, snapshotName: SnapshotName(unchecked: snapshotName)))
     }
 
     /// Takes a snapshot of a whole group.
     public func createSnapshotGroup(
         _ groupID: String, snapshotName: String, mode: UInt32 = VolumeClient.defaultMode
     ) async throws {
-        _ = try await perform(.createSnapshotGroup(groupID, snapshotName: snapshotName, mode: mode))
+        try await send(CreateSnapshotGroupRequest(
+            groupID: GroupID(unchecked: groupID), snapshotName: SnapshotName(unchecked: snapshotName), mode: mode))
     }
 
     /// Removes a snapshot of a group. A missing snapshot is not an error.
     public func destroySnapshotGroup(_ groupID: String, snapshotName: String) async throws {
-        _ = try await perform(.destroySnapshotGroup(groupID, snapshotName: snapshotName))
+        try await send(DestroySnapshotGroupRequest(groupID: GroupID(unchecked: groupID), snapshotName: SnapshotName(unchecked: snapshotName)))
     }
 
     /// Copies the contents of a snapshot of `source` into the existing volume
     /// `destination`.
     public func cloneVolumeToExisting(destination: VolumePath, source: VolumePath, snapshotName: String) async throws {
-        _ = try await perform(.cloneVolumeToExisting(destination: destination, source: source, snapshotName: snapshotName))
+        try await send(CloneVolumeToExistingRequest(
+            destination: destination.ref, source: source.ref, snapshotName: SnapshotName(unchecked: snapshotName)))
     }
 
     // MARK: RADOS objects
 
     /// Writes a whole RADOS object, replacing what it held.
     public func putObject(pool: String, object: String, data: [UInt8]) async throws {
-        _ = try await perform(.putObject(pool: pool, object: object, data: data))
+        try await send(PutObjectRequest(pool: pool, object: object, data: data))
     }
 
     /// Reads a whole RADOS object.
     ///
     /// - Throws: an `RPCError` of type `ObjectNotFound` when there is no such object or pool.
     public func getObject(pool: String, object: String) async throws -> [UInt8] {
-        try Reply.base64(await perform(.getObject(pool: pool, object: object)))
+        try await send(GetObjectRequest(pool: pool, object: object))
     }
 
     /// Removes a RADOS object. A missing object is not an error.
     public func deleteObject(pool: String, object: String) async throws {
-        _ = try await perform(.deleteObject(pool: pool, object: object))
+        try await send(DeleteObjectRequest(pool: pool, object: object))
     }
 
     /// Writes a whole RADOS object if its version is still `version`
@@ -296,11 +306,12 @@ public final class VolumeClient: Sendable {
     /// - Parameter version: the expected current version; nil writes unconditionally.
     /// - Throws: an `RPCError` of type `ClusterError` (`ERANGE`/`EOVERFLOW`) when the version moved on.
     public func putObjectVersioned(pool: String, object: String, data: [UInt8], version: UInt64? = nil) async throws {
-        _ = try await perform(.putObjectVersioned(pool: pool, object: object, data: data, version: version))
+        try await send(PutObjectVersionedRequest(pool: pool, object: object, data: data, version: version))
     }
 
     /// Reads a whole RADOS object with its version.
     public func getObjectAndVersion(pool: String, object: String) async throws -> (data: [UInt8], version: UInt64) {
-        try Reply.objectAndVersion(await perform(.getObjectAndVersion(pool: pool, object: object)))
+        let r = try await send(GetObjectAndVersionRequest(pool: pool, object: object))
+        return (r.data, r.version)
     }
 }

@@ -1,8 +1,9 @@
 import JSONValue
+import VolumeProtocol
 
 /// Names a volume: a volume ID, optionally inside a group.
 ///
-/// On the wire it is `{"group_id": string|null, "volume_id": string}`; a nil
+/// On the wire it is an object of group_id (string or null) and volume_id; a nil
 /// group is sent as `null`, which the daemon lays out under `_nogroup`.
 ///
 /// ```swift
@@ -25,22 +26,13 @@ public struct VolumePath: Sendable, Hashable, CustomStringConvertible {
         self.init(groupID: group, volumeID: volumeID)
     }
 
-    /// The wire form: `{"group_id": ..., "volume_id": ...}`, with both members present.
-    public var json: JSONValue {
-        ["group_id": groupID.map { .string($0) } ?? .null, "volume_id": .string(volumeID)]
-    }
+    /// The wire form, with both members present (see VolumeRef).
+    public var json: JSONValue { ref.json }
 
     /// Reads the wire form; nil when it is not one.
     public init?(json: JSONValue) {
-        guard let o = json.objectValue, let v = o["volume_id"]?.stringValue else { return nil }
-        let g = o["group_id"] ?? .null
-        if g.isNull {
-            self.init(groupID: nil, volumeID: v)
-        } else if let s = g.stringValue {
-            self.init(groupID: s, volumeID: v)
-        } else {
-            return nil
-        }
+        guard let r = VolumeRef(wire: json) else { return nil }
+        self.init(groupID: r.groupID, volumeID: r.volumeID)
     }
 
     /// `group/volume`, or `volume` alone without a group.

@@ -187,12 +187,11 @@ extension VolumeEngine {
 
     /// Gives `authID` access to `volume`, creating the cephx entity if needed.
     /// Returns the key only when `tenantID` is given, as the Python client does.
+    /// Identifiers arrive validated (VolumeProtocol's AuthID and TenantID).
     public func authorize(
         _ volume: VolumePath, authID: String, readonly: Bool = false, tenantID: String? = nil,
         allowExistingID: Bool = false
     ) throws -> String? {
-        try Identifier.validateAuthID(authID)
-        if let tenantID { try Identifier.validate(tenantID, field: "tenant_id") }
         if authID == config.cluster.id {
             throw VolumeError(.volumeClientError, "auth ID: \(authID) is the service's own identity and cannot be authorized", errno: .EPERM)
         }
@@ -305,7 +304,6 @@ extension VolumeEngine {
     /// Takes `authID`'s access to `volume` away (idempotent). Grants the
     /// service did not make, and the entity's other caps, stay.
     public func deauthorize(_ volume: VolumePath, authID: String) throws {
-        try Identifier.validateAuthID(authID)
         try withLock(layout.authMetadataPath(authID)) { authLock in
             try deauthorizeLocked(volume, authID: authID, authLock, force: false)
         }

@@ -22,7 +22,6 @@ extension VolumeEngine {
     /// - a directory where the snapshot has a file or symlink is refused
     ///   (EISDIR), and left as it is.
     public func cloneVolumeToExisting(destination: VolumePath, source: VolumePath, snapshotName: String) throws {
-        try Identifier.validate(snapshotName, field: "snapshot_name")
         let srcPath = try snapshotPath(layout.volumePath(source), snapshotName)
         let dstPath = layout.volumePath(destination)
         guard let src = try directory(srcPath) else {

@@ -8,7 +8,6 @@ extension VolumeEngine {
     /// directory inside it, when given) from every active MDS rank, in
     /// parallel. Waits up to `timeout` seconds for ranks that are not yet active.
     public func evict(authID: String, volume: VolumePath? = nil, timeout: Double = 30) throws {
-        try Identifier.validateAuthID(authID)
         // Evicting our own ID would evict this daemon's session (and every
         // other daemon of the service); refused as authorize refuses it.
         if authID == config.cluster.id {

@@ -1,15 +1,14 @@
 import Ceph
 
 extension VolumeEngine {
-    /// Creates a group directory (idempotent).
+    /// Creates a group directory (idempotent). Group IDs and snapshot names
+    /// arrive validated (VolumeProtocol's GroupID and SnapshotName).
     public func createGroup(_ groupID: String, mode: UInt32 = 0o755) throws {
-        try Identifier.validateGroupID(groupID)
         try mkdirs(layout.groupPath(groupID), mode: mode)
     }
 
     /// Removes an empty group; succeeds when it is already gone.
     public func destroyGroup(_ groupID: String) throws {
-        try Identifier.validateGroupID(groupID)
         do {
             if try !ifPresent(layout.groupPath(groupID), { p throws(CephError) in try fs.rmdir(p) }) {
                 logger.debug("destroy_group: \(groupID) already gone")

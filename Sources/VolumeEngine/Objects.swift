@@ -9,22 +9,12 @@ extension VolumeEngine {
         return mib * 1024 * 1024
     }
 
-    /// Runs before any librados call: librados takes C strings, so a name
-    /// with NUL would stand for its prefix (`victim\0evil` is `victim`).
-    public static func checkObjectNames(pool: String, object: String) throws(InvalidIdentifier) {
-        if pool.isEmpty { throw InvalidIdentifier(field: "pool_name", reason: "must not be empty") }
-        if object.isEmpty { throw InvalidIdentifier(field: "object_name", reason: "must not be empty") }
-        if pool.utf8.contains(0) { throw InvalidIdentifier(field: "pool_name", reason: "must not contain NUL") }
-        if object.utf8.contains(0) { throw InvalidIdentifier(field: "object_name", reason: "must not contain NUL") }
-    }
-
     public func putObject(pool: String, object: String, data: [UInt8]) throws {
         try putObjectVersioned(pool: pool, object: object, data: data, version: nil)
     }
 
     /// Writes the whole object, only if its version is still `version` when given.
     public func putObjectVersioned(pool: String, object: String, data: [UInt8], version: UInt64?) throws {
-        try Self.checkObjectNames(pool: pool, object: object)
         let max = try maxObjectSize()
         if data.count > max {
             throw VolumeError(.volumeClientError, "Data to be written to object '\(object)' exceeds \(max) bytes", errno: .EFBIG)
@@ -39,7 +29,6 @@ extension VolumeEngine {
     }
 
     public func getObjectAndVersion(pool: String, object: String) throws -> (data: [UInt8], version: UInt64) {
-        try Self.checkObjectNames(pool: pool, object: object)
         let max = try maxObjectSize()
         let io = try cluster.ioContext(pool: pool)
         defer { io.close() }
@@ -52,7 +41,6 @@ extension VolumeEngine {
 
     /// Removes the object; succeeds when it is already gone.
     public func deleteObject(pool: String, object: String) throws {
-        try Self.checkObjectNames(pool: pool, object: object)
         let io = try cluster.ioContext(pool: pool)
         defer { io.close() }
         if try ignoring(.ENOENT, { () throws(CephError) in try io.remove(object) }) == nil {

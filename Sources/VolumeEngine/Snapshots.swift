@@ -6,24 +6,18 @@ extension VolumeEngine {
     }
 
     public func createSnapshotVolume(_ volume: VolumePath, snapshotName: String, mode: UInt32 = 0o755) throws {
-        try Identifier.validate(snapshotName, field: "snapshot_name")
         try fs.mkdir(try snapshotPath(layout.volumePath(volume), snapshotName), mode: mode)
     }
 
     public func destroySnapshotVolume(_ volume: VolumePath, snapshotName: String) throws {
-        try Identifier.validate(snapshotName, field: "snapshot_name")
         try removeSnapshot(try snapshotPath(layout.volumePath(volume), snapshotName))
     }
 
     public func createSnapshotGroup(_ groupID: String, snapshotName: String, mode: UInt32 = 0o755) throws {
-        try Identifier.validateGroupID(groupID)
-        try Identifier.validate(snapshotName, field: "snapshot_name")
         try fs.mkdir(try snapshotPath(layout.groupPath(groupID), snapshotName), mode: mode)
     }
 
     public func destroySnapshotGroup(_ groupID: String, snapshotName: String) throws {
-        try Identifier.validateGroupID(groupID)
-        try Identifier.validate(snapshotName, field: "snapshot_name")
         try removeSnapshot(try snapshotPath(layout.groupPath(groupID), snapshotName))
     }
 

@@ -22,20 +22,7 @@ public struct PreparedCall: Sendable {
     }
 }
 
-/// The part of the cluster a method needs. Each runs on a thread pool of its
-/// own, so calls hung on one back-end (an MDS outage hangs libcephfs calls
-/// with no time limit) cannot take the threads the others need.
-public enum Backend: String, Sendable, CaseIterable {
-    /// The file system: the MDS, and the OSDs through libcephfs. Also calls
-    /// that need the file system and the mons.
-    case fs
-    /// Only the mons (librados mon commands, bounded by --cluster-timeout).
-    case mon
-    /// Only the OSDs (librados object calls, bounded by --cluster-timeout).
-    case osd
-    /// Nothing remote that can hang.
-    case local
-
+extension Backend {
     /// Most threads per back-end; calls beyond wait for one (and their deadline).
     public var maxThreads: Int {
         switch self {

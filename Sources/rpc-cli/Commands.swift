@@ -4,8 +4,9 @@ import JSONValue
 import VolumeClient
 import VolumeProtocol
 
-// One subcommand per RPC. Each builds the call the typed VolumeClient sends
-// (RPCCall), so the CLI and the library put the same params on the wire.
+// One subcommand per RPC. Each builds a call of the contract's method type,
+// as the typed VolumeClient does, so the CLI and the library put the same
+// params on the wire (and name them in one place: VolumeProtocol).
 
 // MARK: Service
 
@@ -16,8 +17,8 @@ struct Ping: AsyncParsableCommand {
     func run() async throws {
         let client = global.client()
         do {
-            let result = try await client.perform(.ping())
-            print(global.json ? result.description : try Reply.string(result))
+            let result = try await client.perform(RPCCall(PingRequest()))
+            print(global.json ? result.description : try PingRequest.reply(result))
         } catch {
             throw fail(error)
         }
@@ -57,10 +58,9 @@ struct ServerInfoCommand: RPCSubcommand {
         commandName: "server-info", abstract: "Show the daemon's version, protocol version, cluster fsid and load.")
     @OptionGroup var global: GlobalOptions
 
-    func request() -> RPCCall { .serverInfo() }
+    func request() -> ServerInfoRequest { ServerInfoRequest() }
 
-    func printHuman(_ result: JSONValue) throws {
-        let info = try Reply.serverInfo(result)
+    func printHuman(_ info: ServerInfo) throws {
         print("""
             version: \(info.version)
             protocol_version: \(info.protocolVersion)
@@ -78,10 +78,10 @@ struct GetMonAddrs: RPCSubcommand {
         commandName: "get-mon-addrs", abstract: "List the monitors' ip:port addresses, one per line.")
     @OptionGroup var global: GlobalOptions
 
-    func request() -> RPCCall { .getMonAddrs() }
+    func request() -> GetMonAddrsRequest { GetMonAddrsRequest() }
 
-    func printHuman(_ result: JSONValue) throws {
-        for addr in try Reply.strings(result) { print(addr) }
+    func printHuman(_ addrs: [String]) throws {
+        for addr in addrs { print(addr) }
     }
 }
 
@@ -90,7 +90,7 @@ struct Recover: RPCSubcommand {
         commandName: "recover", abstract: "Finish authorisation changes that a crash left half done.")
     @OptionGroup var global: GlobalOptions
 
-    func request() -> RPCCall { .recover() }
+    func request() -> RecoverRequest { RecoverRequest() }
 }
 
 // MARK: Groups
@@ -105,7 +105,7 @@ struct CreateGroup: RPCSubcommand {
     @Option(help: "The directory's mode, in octal.")
     var mode: OctalMode = .default
 
-    func request() -> RPCCall { .createGroup(group, mode: mode.value) }
+    func request() -> CreateGroupRequest { CreateGroupRequest(groupID: GroupID(unchecked: group), mode: mode.value) }
 }
 
 struct DestroyGroup: RPCSubcommand {
@@ -115,7 +115,7 @@ struct DestroyGroup: RPCSubcommand {
     @Option(help: ArgumentHelp("The group's name (group_id).", valueName: "group-id"))
     var group: String
 
-    func request() -> RPCCall { .destroyGroup(group) }
+    func request() -> DestroyGroupRequest { DestroyGroupRequest(groupID: GroupID(unchecked: group)) }
 }
 
 // MARK: Volumes
@@ -140,12 +140,13 @@ struct CreateVolume: RPCSubcommand {
     @Option(help: "The directory's mode, in octal.")
     var mode: OctalMode = .default
 
-    func request() -> RPCCall {
-        .createVolume(volume.path, size: size, dataIsolated: dataIsolated, namespaceIsolated: namespaceIsolated, mode: mode.value)
+    func request() -> CreateVolumeRequest {
+        CreateVolumeRequest(
+            volume: volume.path, size: size, dataIsolated: dataIsolated, namespaceIsolated: namespaceIsolated, mode: mode.value)
     }
 
-    func printHuman(_ result: JSONValue) throws {
-        print(try Reply.mountPath(result))
+    func printHuman(_ mountPath: String) throws {
+        print(mountPath)
     }
 }
 
@@ -157,7 +158,7 @@ struct DeleteVolume: RPCSubcommand {
     @Flag(help: "The volume was created data-isolated.")
     var dataIsolated = false
 
-    func request() -> RPCCall { .deleteVolume(volume.path, dataIsolated: dataIsolated) }
+    func request() -> DeleteVolumeRequest { DeleteVolumeRequest(volume: volume.path, dataIsolated: dataIsolated) }
 }
 
 struct PurgeVolume: RPCSubcommand {
@@ -168,7 +169,7 @@ struct PurgeVolume: RPCSubcommand {
     @Flag(help: "The volume was created data-isolated.")
     var dataIsolated = false
 
-    func request() -> RPCCall { .purgeVolume(volume.path, dataIsolated: dataIsolated) }
+    func request() -> PurgeVolumeRequest { PurgeVolumeRequest(volume: volume.path, dataIsolated: dataIsolated) }
 }
 
 struct GetUsedBytes: RPCSubcommand {
@@ -176,10 +177,9 @@ struct GetUsedBytes: RPCSubcommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var volume: VolumeOptions
 
-    func request() -> RPCCall { .getUsedBytes(volume.path) }
+    func request() -> GetUsedBytesRequest { GetUsedBytesRequest(volume: volume.path) }
 
-    func printHuman(_ result: JSONValue) throws {
-        let n = try Reply.bytes(result)
+    func printHuman(_ n: Int64) throws {
         print("\(n) (\(ByteSize.format(n)))")
     }
 }
@@ -193,7 +193,7 @@ struct SetMaxBytes: RPCSubcommand {
             transform: Quota.parse)
     var maxBytes: Quota
 
-    func request() -> RPCCall { .setMaxBytes(volume.path, maxBytes: maxBytes.maxBytes) }
+    func request() -> SetMaxBytesRequest { SetMaxBytesRequest(volume: volume.path, maxBytes: maxBytes.maxBytes) }
 }
 
 // MARK: Authorization
@@ -216,12 +216,14 @@ struct Authorize: RPCSubcommand {
     @Flag(help: "Allow an ID that exists but was not created by the volume client.")
     var allowExistingID = false
 
-    func request() -> RPCCall {
-        .authorize(volume.path, authID: authID, readonly: readonly, tenantID: tenantID, allowExistingID: allowExistingID)
+    func request() -> AuthorizeRequest {
+        AuthorizeRequest(
+            volume: volume.path, authID: AuthID(unchecked: authID), readonly: readonly,
+            tenantID: tenantID.map { TenantID(unchecked: $0) }, allowExistingID: allowExistingID)
     }
 
-    func printHuman(_ result: JSONValue) throws {
-        print(try Reply.authKey(result) ?? "authorized (no key: no tenant given)")
+    func printHuman(_ key: String?) throws {
+        print(key ?? "authorized (no key: no tenant given)")
     }
 }
 
@@ -233,7 +235,7 @@ struct Deauthorize: RPCSubcommand {
     @Option(help: ArgumentHelp("The cephx ID, without client. (auth_id).", valueName: "id"))
     var authID: String
 
-    func request() -> RPCCall { .deauthorize(volume.path, authID: authID) }
+    func request() -> DeauthorizeRequest { DeauthorizeRequest(volume: volume.path, authID: AuthID(unchecked: authID)) }
 }
 
 struct GetAuthorizedIDs: RPCSubcommand {
@@ -242,10 +244,10 @@ struct GetAuthorizedIDs: RPCSubcommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var volume: VolumeOptions
 
-    func request() -> RPCCall { .getAuthorizedIDs(volume.path) }
+    func request() -> GetAuthorizedIDsRequest { GetAuthorizedIDsRequest(volume: volume.path) }
 
-    func printHuman(_ result: JSONValue) throws {
-        let ids = try Reply.authorizedIDs(result) ?? []
+    func printHuman(_ result: [AuthorizedID]?) throws {
+        let ids = result ?? []
         if ids.isEmpty { print("no authorized IDs") }
         for id in ids { print(id) }
     }
@@ -273,8 +275,10 @@ struct Evict: RPCSubcommand {
         guard timeoutSeconds >= 0, timeoutSeconds <= 86_400 else { throw ValidationError("--timeout-seconds must be in 0...86400") }
     }
 
-    func request() -> RPCCall {
-        .evict(authID: authID, volume: volume.map { VolumePath(groupID: group, volumeID: $0) }, timeout: timeoutSeconds)
+    func request() -> EvictRequest {
+        EvictRequest(
+            authID: AuthID(unchecked: authID), volume: volume.map { VolumeRef(unchecked: group, volumeID: $0) },
+            timeout: timeoutSeconds)
     }
 }
 
@@ -291,7 +295,9 @@ struct CreateSnapshotVolume: RPCSubcommand {
     @Option(help: "The snapshot's mode, in octal.")
     var mode: OctalMode = .default
 
-    func request() -> RPCCall { .createSnapshotVolume(volume.path, snapshotName: snapshot, mode: mode.value) }
+    func request() -> CreateSnapshotVolumeRequest {
+        CreateSnapshotVolumeRequest(volume: volume.path, snapshotName: SnapshotName(unchecked: snapshot), mode: mode.value)
+    }
 }
 
 struct DestroySnapshotVolume: RPCSubcommand {
@@ -302,7 +308,9 @@ struct DestroySnapshotVolume: RPCSubcommand {
     @Option(help: ArgumentHelp("The snapshot's name (snapshot_name).", valueName: "name"))
     var snapshot: String
 
-    func request() -> RPCCall { .destroySnapshotVolume(volume.path, snapshotName: snapshot) }
+    func request() -> DestroySnapshotVolumeRequest {
+        DestroySnapshotVolumeRequest(volume: volume.path, snapshotName: SnapshotName(unchecked: snapshot))
+    }
 }
 
 struct CreateSnapshotGroup: RPCSubcommand {
@@ -318,7 +326,9 @@ struct CreateSnapshotGroup: RPCSubcommand {
     @Option(help: "The snapshot's mode, in octal.")
     var mode: OctalMode = .default
 
-    func request() -> RPCCall { .createSnapshotGroup(group, snapshotName: snapshot, mode: mode.value) }
+    func request() -> CreateSnapshotGroupRequest {
+        CreateSnapshotGroupRequest(groupID: GroupID(unchecked: group), snapshotName: SnapshotName(unchecked: snapshot), mode: mode.value)
+    }
 }
 
 struct DestroySnapshotGroup: RPCSubcommand {
@@ -331,7 +341,9 @@ struct DestroySnapshotGroup: RPCSubcommand {
     @Option(help: ArgumentHelp("The snapshot's name (snapshot_name).", valueName: "name"))
     var snapshot: String
 
-    func request() -> RPCCall { .destroySnapshotGroup(group, snapshotName: snapshot) }
+    func request() -> DestroySnapshotGroupRequest {
+        DestroySnapshotGroupRequest(groupID: GroupID(unchecked: group), snapshotName: SnapshotName(unchecked: snapshot))
+    }
 }
 
 struct CloneVolumeToExisting: RPCSubcommand {
@@ -354,10 +366,10 @@ struct CloneVolumeToExisting: RPCSubcommand {
     @Option(help: ArgumentHelp("The source's snapshot (src_snapshot_name).", valueName: "name"))
     var snapshot: String
 
-    func request() -> RPCCall {
-        .cloneVolumeToExisting(
-            destination: VolumePath(groupID: destGroup, volumeID: destVolume),
-            source: VolumePath(groupID: srcGroup, volumeID: srcVolume), snapshotName: snapshot)
+    func request() -> CloneVolumeToExistingRequest {
+        CloneVolumeToExistingRequest(
+            destination: VolumeRef(unchecked: destGroup, volumeID: destVolume),
+            source: VolumeRef(unchecked: srcGroup, volumeID: srcVolume), snapshotName: SnapshotName(unchecked: snapshot))
     }
 }
 
@@ -369,7 +381,7 @@ struct PutObject: RPCSubcommand {
     @OptionGroup var object: ObjectOptions
     @OptionGroup var data: DataOptions
 
-    func request() throws -> RPCCall { .putObject(pool: object.pool, object: object.object, data: try data.bytes()) }
+    func request() throws -> PutObjectRequest { PutObjectRequest(pool: object.pool, object: object.object, data: try data.bytes()) }
 }
 
 struct PutObjectVersioned: RPCSubcommand {
@@ -382,8 +394,8 @@ struct PutObjectVersioned: RPCSubcommand {
     @Option(help: ArgumentHelp("The object's expected current version; omit to write unconditionally.", valueName: "version"))
     var version: UInt64?
 
-    func request() throws -> RPCCall {
-        .putObjectVersioned(pool: object.pool, object: object.object, data: try data.bytes(), version: version)
+    func request() throws -> PutObjectVersionedRequest {
+        PutObjectVersionedRequest(pool: object.pool, object: object.object, data: try data.bytes(), version: version)
     }
 }
 
@@ -397,10 +409,10 @@ struct GetObject: RPCSubcommand {
     @Option(help: ArgumentHelp("Write the data to this file instead of standard output.", valueName: "path"))
     var output: String?
 
-    func request() -> RPCCall { .getObject(pool: object.pool, object: object.object) }
+    func request() -> GetObjectRequest { GetObjectRequest(pool: object.pool, object: object.object) }
 
-    func printHuman(_ result: JSONValue) throws {
-        try writeOutput(try Reply.base64(result), to: output)
+    func printHuman(_ data: [UInt8]) throws {
+        try writeOutput(data, to: output)
     }
 }
 
@@ -415,10 +427,10 @@ struct GetObjectAndVersion: RPCSubcommand {
     @Option(help: ArgumentHelp("Write the data to this file.", valueName: "path"))
     var output: String?
 
-    func request() -> RPCCall { .getObjectAndVersion(pool: object.pool, object: object.object) }
+    func request() -> GetObjectAndVersionRequest { GetObjectAndVersionRequest(pool: object.pool, object: object.object) }
 
-    func printHuman(_ result: JSONValue) throws {
-        let (data, version) = try Reply.objectAndVersion(result)
+    func printHuman(_ result: ObjectAndVersion) throws {
+        let (data, version) = (result.data, result.version)
         print("version: \(version)")
         if let output {
             try writeOutput(data, to: output)
@@ -433,5 +445,5 @@ struct DeleteObject: RPCSubcommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var object: ObjectOptions
 
-    func request() -> RPCCall { .deleteObject(pool: object.pool, object: object.object) }
+    func request() -> DeleteObjectRequest { DeleteObjectRequest(pool: object.pool, object: object.object) }
 }

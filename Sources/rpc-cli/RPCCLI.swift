@@ -107,28 +107,29 @@ func fail(_ error: any Error) -> ExitCode {
     return ExitCode.failure
 }
 
-/// A subcommand that sends one prepared call and prints its result: the raw
-/// JSON with `--json`, else a form for people.
+/// A subcommand that sends one call of a method type and prints its result:
+/// the raw JSON with `--json`, else a form for people.
 protocol RPCSubcommand: AsyncParsableCommand {
+    associatedtype Request: RPCMethod
     var global: GlobalOptions { get }
     /// The call to send.
-    func request() throws -> RPCCall
+    func request() throws -> Request
     /// Prints the result for people; the default prints nothing.
-    func printHuman(_ result: JSONValue) throws
+    func printHuman(_ result: Request.Result) throws
 }
 
 extension RPCSubcommand {
-    func printHuman(_ result: JSONValue) throws {}
+    func printHuman(_ result: Request.Result) throws {}
 
     func run() async throws {
-        let call = try request()
+        let call = RPCCall(try request())
         let client = global.client()
         do {
             let result = try await client.perform(call)
             if global.json {
                 print(result)
             } else {
-                try printHuman(result)
+                try printHuman(try Request.reply(result))
             }
         } catch let e as ExitCode {
             throw e
@@ -191,7 +192,7 @@ struct VolumeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The volume's ID (volume_id).", valueName: "volume-id"))
     var volume: String
 
-    var path: VolumePath { VolumePath(groupID: group, volumeID: volume) }
+    var path: VolumeRef { VolumeRef(unchecked: group, volumeID: volume) }
 }
 
 /// `--pool` and `--object`: a RADOS object.

@@ -2,13 +2,18 @@ import Foundation
 import JSONValue
 import Synchronization
 import VolumeClient
+import VolumeProtocol
 
 /// Calls through the daemon with `VolumeClient.RPCConnection`, timed in ns.
 enum VolumeCalls {
     static let callTimeout = 300.0
 
-    static func volumePath(_ name: String) -> JSONValue {
-        ["group_id": .null, "volume_id": .string(name)]
+    static func volumePath(_ name: String) -> VolumeRef { VolumeRef(unchecked: nil, volumeID: name) }
+
+    /// Sends one call of a method type (the wire names are the contract's).
+    static func send<M: RPCMethod>(_ conn: RPCConnection, _ m: M) async throws -> M.Result {
+        let c = RPCCall(m)
+        return try M.reply(await conn.call(c.method, params: c.params, timeout: callTimeout))
     }
 
     /// create_volume then authorize (the auth ID is the volume's name);
@@ -16,18 +21,18 @@ enum VolumeCalls {
     static func createAndAuthorize(
         _ conn: RPCConnection, name: String, tenant: String, size: Int
     ) async throws -> (create: UInt64, authorize: UInt64) {
-        var params: [String: JSONValue] = ["volume_path": volumePath(name)]
-        if size > 0 { params["size"] = .int(size) }
+        let create = CreateVolumeRequest(
+            volume: volumePath(name), size: size > 0 ? Int64(size) : nil, dataIsolated: false, namespaceIsolated: true,
+            mode: VolumeClient.defaultMode)
         let t0 = nowNanos()
-        _ = try await conn.call("create_volume", params: .object(params), timeout: callTimeout)
+        _ = try await send(conn, create)
         let t1 = nowNanos()
-        let r = try await conn.call(
-            "authorize",
-            params: ["volume_path": volumePath(name), "auth_id": .string(name), "tenant_id": .string(tenant)],
-            timeout: callTimeout)
+        let key = try await send(conn, AuthorizeRequest(
+            volume: volumePath(name), authID: AuthID(unchecked: name), readonly: false,
+            tenantID: TenantID(unchecked: tenant), allowExistingID: false))
         let t2 = nowNanos()
-        guard let key = r["auth_key"]?.stringValue, !key.isEmpty else {
-            throw BenchError("authorize \(name) returned no auth_key: \(r)")
+        guard let key, !key.isEmpty else {
+            throw BenchError("authorize \(name) returned no auth_key")
         }
         return (t1 - t0, t2 - t1)
     }
@@ -36,11 +41,11 @@ enum VolumeCalls {
     static func teardown(_ conn: RPCConnection, name: String) async throws -> (UInt64, UInt64, UInt64) {
         let vp = volumePath(name)
         let t0 = nowNanos()
-        _ = try await conn.call("deauthorize", params: ["volume_path": vp, "auth_id": .string(name)], timeout: callTimeout)
+        try await send(conn, DeauthorizeRequest(volume: vp, authID: AuthID(unchecked: name)))
         let t1 = nowNanos()
-        _ = try await conn.call("delete_volume", params: ["volume_path": vp], timeout: callTimeout)
+        try await send(conn, DeleteVolumeRequest(volume: vp, dataIsolated: false))
         let t2 = nowNanos()
-        _ = try await conn.call("purge_volume", params: ["volume_path": vp], timeout: callTimeout)
+        try await send(conn, PurgeVolumeRequest(volume: vp, dataIsolated: false))
         let t3 = nowNanos()
         return (t1 - t0, t2 - t1, t3 - t2)
     }

@@ -1,5 +1,4 @@
 import JSONValue
-import VolumeProtocol
 
 /// A request's named params, read with errors that name the field (-32602).
 public struct Params: Sendable {
@@ -73,5 +72,81 @@ public struct Params: Sendable {
         guard let v = members[name] else { throw .invalidParams("missing parameter '\(name)'") }
         guard let o = v.objectValue else { throw .invalidParams("parameter '\(name)' must be an object, not \(v.typeName)") }
         return Params(members: o)
+    }
+}
+
+/// Reading params by their spec, identifiers validated as they are read.
+extension Params {
+    func validated<T>(_ make: () throws(InvalidIdentifier) -> T) throws(RPCError) -> T {
+        do {
+            return try make()
+        } catch {
+            throw .invalidParams(error.description)
+        }
+    }
+
+    /// A required string param that must be a valid identifier.
+    public func identifier<I: ValidatedIdentifier>(_ spec: ParamSpec, as: I.Type = I.self) throws(RPCError) -> I {
+        let value = try string(spec.name)
+        return try validated { () throws(InvalidIdentifier) in try I(value, field: spec.name) }
+    }
+
+    /// An identifier or null.
+    public func optionalIdentifier<I: ValidatedIdentifier>(_ spec: ParamSpec, as: I.Type = I.self) throws(RPCError) -> I? {
+        guard let value = try optionalString(spec.name) else { return nil }
+        return try validated { () throws(InvalidIdentifier) in try I(value, field: spec.name) }
+    }
+
+    /// A volume path param (group_id: string or null, volume_id: string), validated.
+    public func volumeRef(_ spec: ParamSpec) throws(RPCError) -> VolumeRef {
+        let name = spec.name
+        let o = try object(name)
+        try o.allowOnly([VolumeRef.groupIDMember, VolumeRef.volumeIDMember])
+        let group = try o.optionalString(VolumeRef.groupIDMember, field: "\(name).\(VolumeRef.groupIDMember)")
+        let volume = try o.string(VolumeRef.volumeIDMember, field: "\(name).\(VolumeRef.volumeIDMember)")
+        return try validated { () throws(InvalidIdentifier) in try VolumeRef(groupID: group, volumeID: volume, field: name) }
+    }
+
+    public func optionalVolumeRef(_ spec: ParamSpec) throws(RPCError) -> VolumeRef? {
+        guard let v = members[spec.name], !v.isNull else { return nil }
+        return try volumeRef(spec)
+    }
+
+    /// A boolean, its spec's default when absent or null.
+    public func bool(_ spec: ParamSpec) throws(RPCError) -> Bool {
+        try bool(spec.name, default: spec.defaultValue?.boolValue ?? false)
+    }
+
+    /// An integer in the spec's range, nil when absent or null.
+    public func optionalInt(_ spec: ParamSpec) throws(RPCError) -> Int64? {
+        switch spec.type {
+        case .integer(let lo, let hi), .nullable(.integer(let lo, let hi)): try optionalInt(spec.name, in: lo...hi)
+        default: try optionalInt(spec.name)
+        }
+    }
+
+    /// An integer in the spec's range, its default when absent or null.
+    public func int(_ spec: ParamSpec) throws(RPCError) -> Int64 {
+        try optionalInt(spec) ?? spec.defaultValue?.int64Value ?? 0
+    }
+
+    /// Seconds, its default when absent or null.
+    public func seconds(_ spec: ParamSpec) throws(RPCError) -> Double {
+        if let s = try optionalSeconds(spec.name) { return s }
+        if case .number(let n)? = spec.defaultValue { return n.doubleValue ?? 0 }
+        return 0
+    }
+
+    /// Base64 data, as binary travels on the wire.
+    public func base64(_ spec: ParamSpec) throws(RPCError) -> [UInt8] {
+        guard let bytes = Base64.decode(try string(spec.name)) else {
+            throw .invalidParams("parameter '\(spec.name)' must be base64")
+        }
+        return bytes
+    }
+
+    /// A string that must not be empty; checked after every other param is read.
+    public static func requireNonEmpty(_ value: String, _ spec: ParamSpec) throws(RPCError) {
+        if value.isEmpty { throw .invalidParams("parameter '\(spec.name)' must not be empty") }
     }
 }
