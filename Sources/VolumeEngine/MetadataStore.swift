@@ -79,8 +79,9 @@ struct MetadataStore: Sendable {
     static let fileMode: UInt32 = 0o755  // as the Python client creates them
 
     /// Locks `path`, creating the file when `create` is true. Returns nil when
-    /// `create` is false and the file does not exist.
-    func lock(_ path: String, create: Bool = true) throws(CephError) -> MetadataLock? {
+    /// `create` is false and the file does not exist. With `wait` false, a
+    /// lock another owner holds is not waited for: EAGAIN.
+    func lock(_ path: String, create: Bool = true, wait: Bool = true) throws(CephError) -> MetadataLock? {
         // A fresh owner per lock: two holders in this process exclude each other
         // at the MDS too, not only through the in-process serializer.
         let owner = UInt64.random(in: 1...UInt64.max)
@@ -98,7 +99,7 @@ struct MetadataStore: Sendable {
                 file = existing
             }
             do throws(CephError) {
-                try file.flock(.exclusive, owner: owner)
+                try file.flock(wait ? .exclusive : [.exclusive, .nonBlocking], owner: owner)
                 // The file may have been unlinked (by us or a peer) before the lock
                 // was granted; then the lock protects nothing, so start again.
                 let current = try fs.statIfExists(path)

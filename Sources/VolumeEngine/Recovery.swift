@@ -7,15 +7,31 @@ extension VolumeEngine {
     /// - what the volume metadata has, the auth metadata has;
     /// - what Ceph grants, the volume metadata has;
     /// so replaying each dirty auth entry against its volume converges.
-    public func recover() throws {
+    ///
+    /// `waitForLocks` false (the daemon's start-up): an auth ID whose lock
+    /// another client holds is skipped, not waited for. A live holder is
+    /// mid-update and finishes it; a dead one (a client killed while it held
+    /// or waited for the lock) keeps it until the MDS drops its session, up to
+    /// `session_autoclose` later, and the daemon must not wait that long to
+    /// serve. Every authorize and deauthorize recovers its own auth ID under
+    /// the lock, and `recover` can be called again.
+    public func recover(waitForLocks: Bool = true) throws {
         guard let names = try ignoring(.ENOENT, { () throws(CephError) in try fs.listDirectory(layout.prefix) }) else {
             return
         }
+        var skipped: [String] = []
         for name in names {
             guard let authID = Layout.authID(fromFileName: name.name),
                 (try? Identifier.validateAuthID(authID)) != nil
             else { continue }
-            guard let lock = try store.lock(layout.authMetadataPath(authID), create: false) else { continue }
+            let taken = Result { () throws(CephError) in
+                try store.lock(layout.authMetadataPath(authID), create: false, wait: waitForLocks)
+            }
+            if case .failure(let error) = taken, !waitForLocks, error.errno == .EAGAIN {
+                skipped.append(authID)
+                continue
+            }
+            guard let lock = try taken.get() else { continue }
             defer { lock.release() }
             guard var meta = try readAuthMetadata(lock), !meta.subvolumes.isEmpty else {
                 try store.unlink(lock)
@@ -25,6 +41,10 @@ extension VolumeEngine {
                 logger.info("recover: finishing interrupted update of auth ID \(authID)")
                 try recoverAuthMetadata(authID, &meta, lock)
             }
+        }
+        if !skipped.isEmpty {
+            let shown = skipped.prefix(10).joined(separator: ", ") + (skipped.count > 10 ? ", ..." : "")
+            logger.notice("recover: skipped \(skipped.count) auth ID(s) locked by another client: \(shown)")
         }
     }
 

@@ -219,7 +219,8 @@ struct Daemon: ParsableCommand {
             throw Fatal("cannot reach the cluster: \(error)")
         }
         do {
-            try engine.recover()
+            // Never waits on a lock another client holds: see `recover`.
+            try engine.recover(waitForLocks: false)
         } catch {
             logger.error("recovery at startup failed: \(error)")
         }

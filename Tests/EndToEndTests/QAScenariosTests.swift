@@ -73,8 +73,9 @@ struct QAScenariosTests {
         }
         #expect(try admin.readFile(path + "/dir/data") == data, "the data is in the volume")
 
+        // rbytes propagates lazily (across two active MDS ranks, and under CI's load, 30 s was once too short).
         var used: Int64 = 0
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
             used = try #require(try await v.call("get_used_bytes", ["volume_path": vpath(g, vol)]).int64Value)
             if used >= Int64(data.count) { break }

@@ -56,10 +56,10 @@ extension FaultTests {
             let group = "fault-g-\(run)"
             scratch.group(group)
             let prepDir = WorkDir("prep")
-            let prep = try VolumedProcess(instance: "fault-prep-\(run)", socketPath: prepDir.socket)
+            let prep = try VolumedProcess(instance: "fault-prep-\(run)", socketPath: prepDir.socket, extraArguments: crashPrefixArguments)
             let setup = try RPCSession(socket: prep.socketPath)
             try setup.require("create_group", ["group_id": .string(group)])
-            let checker = sharedChecker()
+            let checker = sharedChecker(prefix: crashPrefix)
             var rows: [Row] = []
 
             for (i, step) in Self.crashPoints.enumerated() {
@@ -114,7 +114,7 @@ extension FaultTests {
                 // The crashing daemon.
                 let dir = WorkDir("cp\(i)")
                 let instance = "fault-cp\(i)-\(run)"
-                let crashing = try VolumedProcess(instance: instance, socketPath: dir.socket, crashAt: step)
+                let crashing = try VolumedProcess(instance: instance, socketPath: dir.socket, extraArguments: crashPrefixArguments, crashAt: step)
                 let session = try RPCSession(socket: crashing.socketPath, timeout: 60)
                 do {
                     let o = try session.call(method, params)
@@ -128,7 +128,7 @@ extension FaultTests {
                 if exit == nil { crashing.kill9() }
 
                 // Restart under the same instance name and socket; time the first calls.
-                let restarted = try VolumedProcess(instance: instance, socketPath: dir.socket, waitReady: false)
+                let restarted = try VolumedProcess(instance: instance, socketPath: dir.socket, extraArguments: crashPrefixArguments, waitReady: false)
                 let ping = try restarted.waitUntilReady(timeout: 90)
                 let s = try RPCSession(socket: restarted.socketPath, timeout: 90)
                 var outcome = "ok"
@@ -169,8 +169,8 @@ extension FaultTests {
                     let ids = try s.require("get_authorized_ids", ["volume_path": vp(vol)])
                     #expect(ids == [[.string(id), "rw"]], "\(step): get_authorized_ids")
                     if kind == "create_volume" {
-                        #expect(admin.xattr(vol.path(), "ceph.dir.layout.pool_namespace") == "fsvolumens_\(vol.volume)", "\(step): namespace")
-                        #expect(admin.exists(vol.metadataPath()), "\(step): volume metadata file")
+                        #expect(admin.xattr(vol.path(prefix: crashPrefix), "ceph.dir.layout.pool_namespace") == "fsvolumens_\(vol.volume)", "\(step): namespace")
+                        #expect(admin.exists(vol.metadataPath(prefix: crashPrefix)), "\(step): volume metadata file")
                     }
                 case "deauthorize":
                     var want: [Grant: String] = [:]
@@ -178,12 +178,12 @@ extension FaultTests {
                     #expect(grants == want, "\(step): final grants")
                     if !second {
                         #expect(try admin.authGet(id) == nil, "\(step): the entity is deleted with its last volume")
-                        #expect(!admin.exists("/volumes/$\(id).meta"), "\(step): auth metadata removed")
+                        #expect(!admin.exists("\(crashPrefix)/$\(id).meta"), "\(step): auth metadata removed")
                     }
                 default:  // delete_volume
-                    #expect(!admin.exists(vol.path()), "\(step): volume directory gone")
-                    #expect(admin.exists("/volumes/_deleting/\(vol.volume)"), "\(step): volume in the trash")
-                    #expect(!admin.exists(vol.metadataPath()), "\(step): volume metadata removed")
+                    #expect(!admin.exists(vol.path(prefix: crashPrefix)), "\(step): volume directory gone")
+                    #expect(admin.exists("\(crashPrefix)/_deleting/\(vol.volume)"), "\(step): volume in the trash")
+                    #expect(!admin.exists(vol.metadataPath(prefix: crashPrefix)), "\(step): volume metadata removed")
                     #expect(try admin.authGet(id) == nil, "\(step): entity deleted")
                     #expect(grants.isEmpty, "\(step): final grants \(grants)")
                 }

@@ -27,10 +27,19 @@ final class WorkDir: @unchecked Sendable {
 /// A short random suffix for names no other run uses.
 func tag() -> String { String(UInt32.random(in: 0...UInt32.max), radix: 36) }
 
-/// The invariant checker on the shared dev cluster.
-func sharedChecker() -> InvariantChecker {
-    InvariantChecker(fs: ClusterAdmin.shared.fs, cluster: ClusterAdmin.shared.cluster)
+/// The invariant checker on the shared dev cluster, for daemons under `prefix`.
+func sharedChecker(prefix: String = "/volumes") -> InvariantChecker {
+    InvariantChecker(fs: ClusterAdmin.shared.fs, cluster: ClusterAdmin.shared.cluster, prefix: prefix)
 }
+
+/// The crash tests' daemons work under a volume prefix of their own. Every
+/// daemon's startup recovery locks each auth metadata file under its prefix,
+/// and a daemon killed while it waits for one of those locks leaves a dead
+/// session holding the lock request and the file's caps until the MDS drops
+/// the session (up to 300 s): other suites on the shared cluster would wait
+/// for that too.
+let crashPrefix = "/volumes-crash"
+let crashPrefixArguments = ["--volume-prefix", crashPrefix]
 
 /// Params of the volume calls.
 func vp(_ v: VolumeRef) -> JSONValue { volumePathParam(v) }

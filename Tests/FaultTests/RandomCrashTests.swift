@@ -23,10 +23,10 @@ extension FaultTests {
             for v in volumes { scratch.volume(nil, v.volume) }
             let dir = WorkDir("random")
             let instance = "fault-random-\(run)"
-            var daemon = try VolumedProcess(instance: instance, socketPath: dir.socket)
+            var daemon = try VolumedProcess(instance: instance, socketPath: dir.socket, extraArguments: crashPrefixArguments)
             let setup = try RPCSession(socket: daemon.socketPath)
             for v in volumes { try setup.require("create_volume", ["volume_path": vp(v)]) }
-            let checker = sharedChecker()
+            let checker = sharedChecker(prefix: crashPrefix)
             var restartTimes: [TimeInterval] = []
             var inconsistencies = 0
             var totalOps = 0
@@ -73,7 +73,7 @@ extension FaultTests {
                 totalOps += ops.value
 
                 // Restart under the same instance; time to ping and a lock-taking call.
-                daemon = try VolumedProcess(instance: instance, socketPath: dir.socket, waitReady: false)
+                daemon = try VolumedProcess(instance: instance, socketPath: dir.socket, extraArguments: crashPrefixArguments, waitReady: false)
                 _ = try daemon.waitUntilReady(timeout: 90)
                 let s = try RPCSession(socket: daemon.socketPath, timeout: 90)
                 for v in volumes { try s.require("get_authorized_ids", ["volume_path": vp(v)]) }
