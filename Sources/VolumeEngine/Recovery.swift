@@ -7,23 +7,25 @@ extension VolumeEngine {
     /// - what the volume metadata has, the auth metadata has;
     /// - what Ceph grants, the volume metadata has;
     /// so replaying each dirty auth entry against its volume converges.
-    public func recover() throws {
-        guard let names = try ignoring(.ENOENT, { () throws(CephError) in try fs.listDirectory(layout.prefix) }) else {
-            return
-        }
-        for name in names {
-            guard let authID = Layout.authID(fromFileName: name.name),
-                (try? Identifier.validateAuthID(authID)) != nil
-            else { continue }
-            guard let lock = try store.lock(layout.authMetadataPath(authID), create: false) else { continue }
-            defer { lock.release() }
-            guard var meta = try readAuthMetadata(lock), !meta.subvolumes.isEmpty else {
-                try store.unlink(lock)
-                continue
+    public func recover() throws(VolumeError) {
+        try engineCall {
+            guard let names = try ignoring(.ENOENT, { () throws(CephError) in try fs.listDirectory(layout.prefix) }) else {
+                return
             }
-            if meta.dirty {
-                logger.info("recover: finishing interrupted update of auth ID \(authID)")
-                try recoverAuthMetadata(authID, &meta, lock)
+            for name in names {
+                guard let authID = Layout.authID(fromFileName: name.name),
+                    (try? Identifier.validateAuthID(authID)) != nil
+                else { continue }
+                guard let lock = try store.lock(layout.authMetadataPath(authID), create: false) else { continue }
+                defer { lock.release() }
+                guard var meta = try readAuthMetadata(lock), !meta.subvolumes.isEmpty else {
+                    try store.unlink(lock)
+                    continue
+                }
+                if meta.dirty {
+                    logger.info("recover: finishing interrupted update of auth ID \(authID)")
+                    try recoverAuthMetadata(authID, &meta, lock)
+                }
             }
         }
     }
