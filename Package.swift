@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "DevCluster", dependencies: ["POSIXSupport"]),
         .target(
             name: "Ceph",
-            dependencies: ["CRados", "CCephFS", "JSONValue"]
+            dependencies: ["CRados", "CCephFS", "JSONValue", "POSIXSupport"]
         ),
         .target(
             name: "VolumeEngine",

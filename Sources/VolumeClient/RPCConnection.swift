@@ -16,7 +16,7 @@ public enum ConnectionError: Error, Sendable, Equatable, CustomStringConvertible
     /// The socket could not be reached: it does not exist (`ENOENT`), nobody
     /// listens on it (`ECONNREFUSED`), access was refused (`EACCES`), or the
     /// connect timeout passed (`ETIMEDOUT`).
-    case connectFailed(path: String, errno: Int32)
+    case connectFailed(path: String, errno: Errno)
     /// The connection dropped (or was closed) before the reply came. The call
     /// may or may not have run on the server.
     case closed
@@ -27,7 +27,7 @@ public enum ConnectionError: Error, Sendable, Equatable, CustomStringConvertible
 
     public var description: String {
         switch self {
-        case .connectFailed(let path, let e): "cannot connect to \(path): \(String(cString: strerror(e)))"
+        case .connectFailed(let path, let e): "cannot connect to \(path): \(e.message)"
         case .closed: "connection closed by the server"
         case .invalidReply(let why): "invalid reply from the server: \(why)"
         case .timedOut: "no reply within the call timeout"
@@ -276,12 +276,12 @@ public final class RPCConnection: Sendable {
     /// any other failure is reported at once.
     private static func connect(_ path: String, timeout: Double) async throws -> Int32 {
         guard !path.isEmpty, let addr = UnixSocketAddress(path: path) else {
-            throw ConnectionError.connectFailed(path: path, errno: path.isEmpty ? ENOENT : ENAMETOOLONG)
+            throw ConnectionError.connectFailed(path: path, errno: path.isEmpty ? .ENOENT : .ENAMETOOLONG)
         }
         let deadline = ContinuousClock.now + .milliseconds(Int64(max(0, timeout) * 1000))
         while true {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-            guard fd >= 0 else { throw ConnectionError.connectFailed(path: path, errno: errno) }
+            guard fd >= 0 else { throw ConnectionError.connectFailed(path: path, errno: .current) }
             let r = retryingOnInterrupt { addr.withSockaddr { Glibc.connect(fd, $0, $1) } }
             var e: Int32 = r < 0 ? errno : 0
             if e == EINPROGRESS {
@@ -303,8 +303,8 @@ public final class RPCConnection: Sendable {
                 return fd
             }
             Glibc.close(fd)
-            guard e == EAGAIN || e == EWOULDBLOCK else { throw ConnectionError.connectFailed(path: path, errno: e) }
-            if ContinuousClock.now >= deadline { throw ConnectionError.connectFailed(path: path, errno: ETIMEDOUT) }
+            guard e == EAGAIN || e == EWOULDBLOCK else { throw ConnectionError.connectFailed(path: path, errno: Errno(rawValue: e)) }
+            if ContinuousClock.now >= deadline { throw ConnectionError.connectFailed(path: path, errno: .ETIMEDOUT) }
             try await Task.sleep(for: .milliseconds(10))
         }
     }

@@ -191,89 +191,91 @@ extension VolumeEngine {
     public func authorize(
         _ volume: VolumePath, authID: String, readonly: Bool = false, tenantID: String? = nil,
         allowExistingID: Bool = false
-    ) throws -> String? {
-        if authID == config.cluster.id {
-            throw VolumeError(.volumeClientError, "auth ID: \(authID) is the service's own identity and cannot be authorized", errno: .EPERM)
-        }
-        guard let directory = try fs.statIfExists(layout.volumePath(volume)) else {
-            throw VolumeError(.objectNotFound, "volume \(volume) does not exist", errno: .ENOENT)
-        }
-        // A volume's layout is set when it is made and never changes; known
-        // layouts need no helper thread.
-        let caps = layouts.withLock({ $0[directory.inode] }) != nil
-            ? Overlapped(value: try volumeCaps(volume, readonly: readonly, inode: directory.inode))
-            : overlapped { [self] in try volumeCaps(volume, readonly: readonly, inode: directory.inode) }
-        let key = try withLock(layout.authMetadataPath(authID)) { authLock -> String in
-            // Read under the auth lock: no other client edits the entity meanwhile.
-            var entity = overlapped { [self] in try authGet(authID) }
-            var meta: AuthMetadata
-            if let current = try readAuthMetadata(authLock) {
-                meta = current
-                guard meta.sameTenant(tenantID) else {
-                    throw VolumeError(.volumeClientError, "auth ID: \(authID) is already in use", errno: .EEXIST)
-                }
-                if meta.dirty {
-                    _ = try? entity.wait()
-                    try recoverAuthMetadata(authID, &meta, authLock)
-                    entity = overlapped { [self] in try authGet(authID) }  // recovery may have changed the caps
-                }
-                // Deleted out of band: the entity made below is ours.
-                if meta.preexistingCaps != nil, try entity.wait() == nil { meta.preexistingCaps = nil }
-            } else {
-                // CVE-2020-27781: an entity we did not create is not ours to edit.
-                let existing = try entity.wait()
-                if existing != nil && !allowExistingID {
-                    // The lock created the file; a refusal leaves nothing behind.
-                    try store.unlink(authLock)
-                    throw VolumeError(
-                        .volumeClientError,
-                        "auth ID: \(authID) exists and not created by ceph_volume_client. Not allowed to modify",
-                        errno: .EPERM)
-                }
-                meta = AuthMetadata(tenantID: tenantID)
-                // Written with the dirty entry, before any cap changes: deauthorize
-                // and delete_volume give these caps back and never delete the entity.
-                meta.preexistingCaps = existing?.caps
+    ) throws(VolumeError) -> String? {
+        try engineCall {
+            if authID == config.cluster.id {
+                throw VolumeError(.volumeClientError, "auth ID: \(authID) is the service's own identity and cannot be authorized", errno: .EPERM)
             }
-            let entry = AccessEntry(accessLevel: readonly ? "r" : "rw", dirty: true)
-            meta.dirty = true
-            meta.subvolumes[volume.description] = entry
-            // The volume lock is taken while the dirty auth entry is synced;
-            // nothing is written to the volume before that sync is done.
-            try store.write(authLock, meta.json, durable: false)
-            let synced = overlapped { [store] in try store.sync(authLock) }
-            defer { _ = try? synced.wait() }  // before the auth lock goes
-            let key = try withLock(layout.volumeMetadataPath(volume)) { volumeLock -> String? in
-                let volumeMeta = try readVolumeMetadata(volumeLock)
-                // delete_volume (of any process) revokes under this lock and
-                // renames before it lets go: the volume must still be the one
-                // stat'ed above, or the grant would outlive it. The client
-                // holds caps on the directory, so this stat is usually local.
-                let same = try fs.statIfExists(layout.volumePath(volume))?.inode == directory.inode
-                try synced.wait()
-                guard same else { return nil }
-                CrashPoint.authorizeAuthMetaDirty.reach()
-                return try authorizeVolume(
-                    volume, authID: authID, readonly: readonly, caps: { try caps.wait() }, existing: { try entity.wait() },
-                    volumeLock, meta: volumeMeta)
-            }
-            guard let key else {
-                meta.subvolumes[volume.description] = nil
-                if meta.subvolumes.isEmpty {
-                    try store.unlink(authLock)
-                } else {
-                    meta.dirty = false
-                    try store.write(authLock, meta.json, durable: false)
-                }
+            guard let directory = try fs.statIfExists(layout.volumePath(volume)) else {
                 throw VolumeError(.objectNotFound, "volume \(volume) does not exist", errno: .ENOENT)
             }
+            // A volume's layout is set when it is made and never changes; known
+            // layouts need no helper thread.
+            let caps = layouts.withLock({ $0[directory.inode] }) != nil
+                ? Overlapped(value: try volumeCaps(volume, readonly: readonly, inode: directory.inode))
+                : overlapped { [self] in try volumeCaps(volume, readonly: readonly, inode: directory.inode) }
+            let key = try withLock(layout.authMetadataPath(authID)) { authLock -> String in
+                // Read under the auth lock: no other client edits the entity meanwhile.
+                var entity = overlapped { [self] in try authGet(authID) }
+                var meta: AuthMetadata
+                if let current = try readAuthMetadata(authLock) {
+                    meta = current
+                    guard meta.sameTenant(tenantID) else {
+                        throw VolumeError(.volumeClientError, "auth ID: \(authID) is already in use", errno: .EEXIST)
+                    }
+                    if meta.dirty {
+                        _ = try? entity.wait()
+                        try recoverAuthMetadata(authID, &meta, authLock)
+                        entity = overlapped { [self] in try authGet(authID) }  // recovery may have changed the caps
+                    }
+                    // Deleted out of band: the entity made below is ours.
+                    if meta.preexistingCaps != nil, try entity.wait() == nil { meta.preexistingCaps = nil }
+                } else {
+                    // CVE-2020-27781: an entity we did not create is not ours to edit.
+                    let existing = try entity.wait()
+                    if existing != nil && !allowExistingID {
+                        // The lock created the file; a refusal leaves nothing behind.
+                        try store.unlink(authLock)
+                        throw VolumeError(
+                            .volumeClientError,
+                            "auth ID: \(authID) exists and not created by ceph_volume_client. Not allowed to modify",
+                            errno: .EPERM)
+                    }
+                    meta = AuthMetadata(tenantID: tenantID)
+                    // Written with the dirty entry, before any cap changes: deauthorize
+                    // and delete_volume give these caps back and never delete the entity.
+                    meta.preexistingCaps = existing?.caps
+                }
+                let entry = AccessEntry(accessLevel: readonly ? "r" : "rw", dirty: true)
+                meta.dirty = true
+                meta.subvolumes[volume.description] = entry
+                // The volume lock is taken while the dirty auth entry is synced;
+                // nothing is written to the volume before that sync is done.
+                try store.write(authLock, meta.json, durable: false)
+                let synced = overlapped { [store] in try store.sync(authLock) }
+                defer { _ = try? synced.wait() }  // before the auth lock goes
+                let key = try withLock(layout.volumeMetadataPath(volume)) { volumeLock -> String? in
+                    let volumeMeta = try readVolumeMetadata(volumeLock)
+                    // delete_volume (of any process) revokes under this lock and
+                    // renames before it lets go: the volume must still be the one
+                    // stat'ed above, or the grant would outlive it. The client
+                    // holds caps on the directory, so this stat is usually local.
+                    let same = try fs.statIfExists(layout.volumePath(volume))?.inode == directory.inode
+                    try synced.wait()
+                    guard same else { return nil }
+                    CrashPoint.authorizeAuthMetaDirty.reach()
+                    return try authorizeVolume(
+                        volume, authID: authID, readonly: readonly, caps: { try caps.wait() }, existing: { try entity.wait() },
+                        volumeLock, meta: volumeMeta)
+                }
+                guard let key else {
+                    meta.subvolumes[volume.description] = nil
+                    if meta.subvolumes.isEmpty {
+                        try store.unlink(authLock)
+                    } else {
+                        meta.dirty = false
+                        try store.write(authLock, meta.json, durable: false)
+                    }
+                    throw VolumeError(.objectNotFound, "volume \(volume) does not exist", errno: .ENOENT)
+                }
 
-            meta.dirty = false
-            meta.subvolumes[volume.description]?.dirty = false
-            try store.write(authLock, meta.json, durable: false)
-            return key
+                meta.dirty = false
+                meta.subvolumes[volume.description]?.dirty = false
+                try store.write(authLock, meta.json, durable: false)
+                return key
+            }
+            return tenantID == nil ? nil : key
         }
-        return tenantID == nil ? nil : key
     }
 
     /// The volume half of authorize, with the volume metadata locked. The
@@ -303,9 +305,11 @@ extension VolumeEngine {
 
     /// Takes `authID`'s access to `volume` away (idempotent). Grants the
     /// service did not make, and the entity's other caps, stay.
-    public func deauthorize(_ volume: VolumePath, authID: String) throws {
-        try withLock(layout.authMetadataPath(authID)) { authLock in
-            try deauthorizeLocked(volume, authID: authID, authLock, force: false)
+    public func deauthorize(_ volume: VolumePath, authID: String) throws(VolumeError) {
+        try engineCall {
+            try withLock(layout.authMetadataPath(authID)) { authLock in
+                try deauthorizeLocked(volume, authID: authID, authLock, force: false)
+            }
         }
     }
 
@@ -444,10 +448,12 @@ extension VolumeEngine {
     }
 
     /// The auth IDs with finished grants on `volume`, or nil when there are none.
-    public func getAuthorizedIDs(_ volume: VolumePath) throws -> [(authID: String, accessLevel: String)]? {
-        guard let lock = try store.lock(layout.volumeMetadataPath(volume), create: false) else { return nil }
-        defer { lock.release() }
-        guard let meta = try readVolumeMetadata(lock), !meta.auths.isEmpty else { return nil }
-        return meta.auths.filter { !$0.value.dirty }.sorted { $0.key < $1.key }.map { ($0.key, $0.value.accessLevel) }
+    public func getAuthorizedIDs(_ volume: VolumePath) throws(VolumeError) -> [(authID: String, accessLevel: String)]? {
+        try engineCall {
+            guard let lock = try store.lock(layout.volumeMetadataPath(volume), create: false) else { return nil }
+            defer { lock.release() }
+            guard let meta = try readVolumeMetadata(lock), !meta.auths.isEmpty else { return nil }
+            return meta.auths.filter { !$0.value.dirty }.sorted { $0.key < $1.key }.map { ($0.key, $0.value.accessLevel) }
+        }
     }
 }

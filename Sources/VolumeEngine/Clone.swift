@@ -21,18 +21,20 @@ extension VolumeEngine {
     ///   written through an existing inode or link;
     /// - a directory where the snapshot has a file or symlink is refused
     ///   (EISDIR), and left as it is.
-    public func cloneVolumeToExisting(destination: VolumePath, source: VolumePath, snapshotName: String) throws {
-        let srcPath = try snapshotPath(layout.volumePath(source), snapshotName)
-        let dstPath = layout.volumePath(destination)
-        guard let src = try directory(srcPath) else {
-            throw VolumeError(.objectNotFound, "snapshot \(snapshotName) of volume \(source) does not exist", errno: .ENOENT)
+    public func cloneVolumeToExisting(destination: VolumePath, source: VolumePath, snapshotName: String) throws(VolumeError) {
+        try engineCall {
+            let srcPath = try snapshotPath(layout.volumePath(source), snapshotName)
+            let dstPath = layout.volumePath(destination)
+            guard let src = try directory(srcPath) else {
+                throw VolumeError(.objectNotFound, "snapshot \(snapshotName) of volume \(source) does not exist", errno: .ENOENT)
+            }
+            defer { src.close() }
+            guard let dst = try directory(dstPath) else {
+                throw VolumeError(.objectNotFound, "volume \(destination) does not exist", errno: .ENOENT)
+            }
+            defer { dst.close() }
+            try copyTree(from: src, to: dst, snapdir: try cluster.confGet("client_snapdir"))
         }
-        defer { src.close() }
-        guard let dst = try directory(dstPath) else {
-            throw VolumeError(.objectNotFound, "volume \(destination) does not exist", errno: .ENOENT)
-        }
-        defer { dst.close() }
-        try copyTree(from: src, to: dst, snapdir: try cluster.confGet("client_snapdir"))
     }
 
     /// A handle on one of the service's own directories, or nil when absent.

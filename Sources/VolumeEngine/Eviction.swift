@@ -7,13 +7,15 @@ extension VolumeEngine {
     /// Evicts the sessions of `authID` (only those mounting `volume` or a
     /// directory inside it, when given) from every active MDS rank, in
     /// parallel. Waits up to `timeout` seconds for ranks that are not yet active.
-    public func evict(authID: String, volume: VolumePath? = nil, timeout: Double = 30) throws {
-        // Evicting our own ID would evict this daemon's session (and every
-        // other daemon of the service); refused as authorize refuses it.
-        if authID == config.cluster.id {
-            throw VolumeError(.volumeClientError, "auth ID: \(authID) is the service's own identity and cannot be evicted", errno: .EPERM)
+    public func evict(authID: String, volume: VolumePath? = nil, timeout: Double = 30) throws(VolumeError) {
+        try engineCall {
+            // Evicting our own ID would evict this daemon's session (and every
+            // other daemon of the service); refused as authorize refuses it.
+            if authID == config.cluster.id {
+                throw VolumeError(.volumeClientError, "auth ID: \(authID) is the service's own identity and cannot be evicted", errno: .EPERM)
+            }
+            try evictSessions(filters: ["auth_name=\(authID)"], within: volume.map { layout.volumePath($0) }, timeout: timeout)
         }
-        try evictSessions(filters: ["auth_name=\(authID)"], within: volume.map { layout.volumePath($0) }, timeout: timeout)
     }
 
     /// Sends `session evict` with `filters` to every rank of the file system;

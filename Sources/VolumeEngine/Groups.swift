@@ -3,21 +3,25 @@ import Ceph
 extension VolumeEngine {
     /// Creates a group directory (idempotent). Group IDs and snapshot names
     /// arrive validated (VolumeProtocol's GroupID and SnapshotName).
-    public func createGroup(_ groupID: String, mode: UInt32 = 0o755) throws {
-        try mkdirs(layout.groupPath(groupID), mode: mode)
+    public func createGroup(_ groupID: String, mode: UInt32 = 0o755) throws(VolumeError) {
+        try engineCall {
+            try mkdirs(layout.groupPath(groupID), mode: mode)
+        }
     }
 
     /// Removes an empty group; succeeds when it is already gone.
-    public func destroyGroup(_ groupID: String) throws {
-        do {
-            if try !ifPresent(layout.groupPath(groupID), { p throws(CephError) in try fs.rmdir(p) }) {
-                logger.debug("destroy_group: \(groupID) already gone")
+    public func destroyGroup(_ groupID: String) throws(VolumeError) {
+        try engineCall {
+            do throws(CephError) {
+                if try !ifPresent(layout.groupPath(groupID), { p throws(CephError) in try fs.rmdir(p) }) {
+                    logger.debug("destroy_group: \(groupID) already gone")
+                }
+            } catch {
+                if error.errno == .ENOTEMPTY {
+                    throw VolumeError(.volumeClientError, "group \(groupID) is not empty", errno: .ENOTEMPTY)
+                }
+                throw error
             }
-        } catch {
-            if error.errno == .ENOTEMPTY {
-                throw VolumeError(.volumeClientError, "group \(groupID) is not empty", errno: .ENOTEMPTY)
-            }
-            throw error
         }
     }
 

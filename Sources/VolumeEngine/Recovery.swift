@@ -15,36 +15,38 @@ extension VolumeEngine {
     /// `session_autoclose` later, and the daemon must not wait that long to
     /// serve. Every authorize and deauthorize recovers its own auth ID under
     /// the lock, and `recover` can be called again.
-    public func recover(waitForLocks: Bool = true) throws {
-        guard let names = try ignoring(.ENOENT, { () throws(CephError) in try fs.listDirectory(layout.prefix) }) else {
-            return
-        }
-        var skipped: [String] = []
-        for name in names {
-            guard let authID = Layout.authID(fromFileName: name.name),
-                (try? Identifier.validateAuthID(authID)) != nil
-            else { continue }
-            let taken = Result { () throws(CephError) in
-                try store.lock(layout.authMetadataPath(authID), create: false, wait: waitForLocks)
+    public func recover(waitForLocks: Bool = true) throws(VolumeError) {
+        try engineCall {
+            guard let names = try ignoring(.ENOENT, { () throws(CephError) in try fs.listDirectory(layout.prefix) }) else {
+                return
             }
-            if case .failure(let error) = taken, !waitForLocks, error.errno == .EAGAIN {
-                skipped.append(authID)
-                continue
+            var skipped: [String] = []
+            for name in names {
+                guard let authID = Layout.authID(fromFileName: name.name),
+                    (try? Identifier.validateAuthID(authID)) != nil
+                else { continue }
+                let taken = Result { () throws(CephError) in
+                    try store.lock(layout.authMetadataPath(authID), create: false, wait: waitForLocks)
+                }
+                if case .failure(let error) = taken, !waitForLocks, error.errno == .EAGAIN {
+                    skipped.append(authID)
+                    continue
+                }
+                guard let lock = try taken.get() else { continue }
+                defer { lock.release() }
+                guard var meta = try readAuthMetadata(lock), !meta.subvolumes.isEmpty else {
+                    try store.unlink(lock)
+                    continue
+                }
+                if meta.dirty {
+                    logger.info("recover: finishing interrupted update of auth ID \(authID)")
+                    try recoverAuthMetadata(authID, &meta, lock)
+                }
             }
-            guard let lock = try taken.get() else { continue }
-            defer { lock.release() }
-            guard var meta = try readAuthMetadata(lock), !meta.subvolumes.isEmpty else {
-                try store.unlink(lock)
-                continue
+            if !skipped.isEmpty {
+                let shown = skipped.prefix(10).joined(separator: ", ") + (skipped.count > 10 ? ", ..." : "")
+                logger.notice("recover: skipped \(skipped.count) auth ID(s) locked by another client: \(shown)")
             }
-            if meta.dirty {
-                logger.info("recover: finishing interrupted update of auth ID \(authID)")
-                try recoverAuthMetadata(authID, &meta, lock)
-            }
-        }
-        if !skipped.isEmpty {
-            let shown = skipped.prefix(10).joined(separator: ", ") + (skipped.count > 10 ? ", ..." : "")
-            logger.notice("recover: skipped \(skipped.count) auth ID(s) locked by another client: \(shown)")
         }
     }
 

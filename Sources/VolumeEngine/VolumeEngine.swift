@@ -120,13 +120,15 @@ public final class VolumeEngine: Sendable {
     }
 
     /// The mons' legacy addresses as `ip:port`, as the seed returns them.
-    public func getMonAddrs() throws(CephError) -> [String] {
-        let dump = try cluster.monJSON(["prefix": "mon dump"])
-        guard let mons = dump?["mons"]?.arrayValue else {
-            throw CephError(errno: .EINVAL, operation: "mon dump", detail: "reply has no mons")
-        }
-        return mons.compactMap { mon in
-            mon["addr"]?.stringValue.map { String($0.split(separator: "/", maxSplits: 1).first ?? "") }
+    public func getMonAddrs() throws(VolumeError) -> [String] {
+        try engineCall {
+            let dump = try cluster.monJSON(["prefix": "mon dump"])
+            guard let mons = dump?["mons"]?.arrayValue else {
+                throw CephError(errno: .EINVAL, operation: "mon dump", detail: "reply has no mons")
+            }
+            return mons.compactMap { mon in
+                mon["addr"]?.stringValue.map { String($0.split(separator: "/", maxSplits: 1).first ?? "") }
+            }
         }
     }
 }

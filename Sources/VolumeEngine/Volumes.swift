@@ -12,100 +12,102 @@ extension VolumeEngine {
     public func createVolume(
         _ volume: VolumePath, size: Int64? = nil, dataIsolated: Bool = false, namespaceIsolated: Bool = true,
         mode: UInt32 = 0o755
-    ) throws -> String {
-        let path = layout.volumePath(volume)
-        // No lookup first: mkdir answers whether the volume exists (EEXIST, a
-        // repeat call) as fast as a lookup of the missing name would. The
-        // volume_id names the RADOS namespace, the pool and the trash entry,
-        // so it must be free in every other group: those names are looked up
-        // (at once, when helper threads are idle) once the volume is new, and
-        // a directory just made is taken back if one is found.
-        // `made`: this call made the directory, so its layout is exactly what is set below.
-        var made = false
-        let groups = try groupDirectories()
-        func refuseIfTaken() throws {
-            let lookups = otherGroupPaths(volume, groups: groups).map { other in
-                (other.name, overlapped { [fs] in try fs.statIfExists(other.path) != nil })
+    ) throws(VolumeError) -> String {
+        try engineCall {
+            let path = layout.volumePath(volume)
+            // No lookup first: mkdir answers whether the volume exists (EEXIST, a
+            // repeat call) as fast as a lookup of the missing name would. The
+            // volume_id names the RADOS namespace, the pool and the trash entry,
+            // so it must be free in every other group: those names are looked up
+            // (at once, when helper threads are idle) once the volume is new, and
+            // a directory just made is taken back if one is found.
+            // `made`: this call made the directory, so its layout is exactly what is set below.
+            var made = false
+            let groups = try groupDirectories()
+            func refuseIfTaken() throws {
+                let lookups = otherGroupPaths(volume, groups: groups).map { other in
+                    (other.name, overlapped { [fs] in try fs.statIfExists(other.path) != nil })
+                }
+                for (name, taken) in lookups where try taken.wait() {
+                    throw VolumeError(.volumeClientError, "volume_id \(volume.volumeID) is already used in \(name)", errno: .EEXIST)
+                }
             }
-            for (name, taken) in lookups where try taken.wait() {
-                throw VolumeError(.volumeClientError, "volume_id \(volume.volumeID) is already used in \(name)", errno: .EEXIST)
-            }
-        }
-        // The cached listing tells whether the group exists. A new group is
-        // made only once the name is known to be free, so a refused call
-        // leaves nothing behind; if the group went away since the listing,
-        // the mkdir fails with ENOENT and mkdirs makes it.
-        var checked = false
-        if !groups.contains(volume.groupID ?? Layout.noGroup) {
-            try refuseIfTaken()
-            checked = true
-            try mkdirs(parentPath(path), mode: mode)
-        }
-        let outcome: Void?? = try ignoring(.ENOENT) { () throws(CephError) in
-            try ignoring(.EEXIST) { () throws(CephError) in try fs.mkdir(path, mode: mode) }
-        }
-        switch outcome {
-        case .some(.some): made = true
-        case .some(.none): break  // an existing volume: nothing to check
-        case .none:
-            // The group went away meanwhile: check, then make it again.
-            try refuseIfTaken()
-            try mkdirs(path, mode: mode)
-            made = true
-            checked = true
-        }
-        if made && !checked {
-            do {
+            // The cached listing tells whether the group exists. A new group is
+            // made only once the name is known to be free, so a refused call
+            // leaves nothing behind; if the group went away since the listing,
+            // the mkdir fails with ENOENT and mkdirs makes it.
+            var checked = false
+            if !groups.contains(volume.groupID ?? Layout.noGroup) {
                 try refuseIfTaken()
-            } catch {
-                try fs.rmdir(path)
-                throw error
+                checked = true
+                try mkdirs(parentPath(path), mode: mode)
             }
+            let outcome: Void?? = try ignoring(.ENOENT) { () throws(CephError) in
+                try ignoring(.EEXIST) { () throws(CephError) in try fs.mkdir(path, mode: mode) }
+            }
+            switch outcome {
+            case .some(.some): made = true
+            case .some(.none): break  // an existing volume: nothing to check
+            case .none:
+                // The group went away meanwhile: check, then make it again.
+                try refuseIfTaken()
+                try mkdirs(path, mode: mode)
+                made = true
+                checked = true
+            }
+            if made && !checked {
+                do {
+                    try refuseIfTaken()
+                } catch {
+                    try fs.rmdir(path)
+                    throw error
+                }
+            }
+            // A new directory at a path that had a volume: grants a v6
+            // delete_volume left behind (it does not revoke) would open it to the
+            // old tenants. One `auth ls` finds them, overlapped with the rest.
+            let leftovers = made ? overlapped { [self] in try entitiesGranting(volume) } : nil
+            CrashPoint.createVolumeDirectoryMade.reach()
+            // The quota, the layout and the metadata file are independent: make them at once.
+            let quota = size.map { size in
+                overlapped { [fs] in try fs.setxattr(path, "ceph.quota.max_bytes", String(size)) }
+            }
+            let metadataPath = layout.volumeMetadataPath(volume)
+            let metadata = overlapped { [fs, store] in
+                // Kept open: authorize's lock then needs no open.
+                store.openFiles.keep(metadataPath, try fs.open(metadataPath, flags: O_CREAT | O_RDWR, mode: MetadataStore.fileMode))
+            }
+            var pool: String?
+            if dataIsolated {
+                let own = layout.poolName(volume)
+                try ensureDataPool(own)
+                try setLayoutPool(path, own)
+                pool = own
+            } else if made {
+                pool = try inheritedPool(path)
+            }
+            if namespaceIsolated {
+                try fs.setxattr(path, "ceph.dir.layout.pool_namespace", layout.namespace(volume))
+            } else if !dataIsolated {
+                // Pin the pool, or the volume would follow later changes of its ancestors' layout.
+                let current = try pool ?? ancestorXattr(path, "ceph.dir.layout.pool")
+                try setLayoutPool(path, current)
+                pool = current
+            }
+            // What authorize will grant, without asking the MDS again; a volume
+            // that existed may have had other settings, so it is read afresh.
+            let inode = try fs.stat(path).inode
+            if made, let pool {
+                remember(VolumeLayout(pool: pool, namespace: namespaceIsolated ? layout.namespace(volume) : nil), inode: inode)
+            } else {
+                layouts.withLock { _ = $0.removeValue(forKey: inode) }
+            }
+            try quota?.wait()
+            try metadata.wait()
+            if let leftovers { try revokeLeftoverGrants(volume, try leftovers.wait()) }
+            CrashPoint.createVolumeLayoutSet.reach()
+            return path
         }
-        // A new directory at a path that had a volume: grants a v6
-        // delete_volume left behind (it does not revoke) would open it to the
-        // old tenants. One `auth ls` finds them, overlapped with the rest.
-        let leftovers = made ? overlapped { [self] in try entitiesGranting(volume) } : nil
-        CrashPoint.createVolumeDirectoryMade.reach()
-        // The quota, the layout and the metadata file are independent: make them at once.
-        let quota = size.map { size in
-            overlapped { [fs] in try fs.setxattr(path, "ceph.quota.max_bytes", String(size)) }
-        }
-        let metadataPath = layout.volumeMetadataPath(volume)
-        let metadata = overlapped { [fs, store] in
-            // Kept open: authorize's lock then needs no open.
-            store.openFiles.keep(metadataPath, try fs.open(metadataPath, flags: O_CREAT | O_RDWR, mode: MetadataStore.fileMode))
-        }
-        var pool: String?
-        if dataIsolated {
-            let own = layout.poolName(volume)
-            try ensureDataPool(own)
-            try setLayoutPool(path, own)
-            pool = own
-        } else if made {
-            pool = try inheritedPool(path)
-        }
-        if namespaceIsolated {
-            try fs.setxattr(path, "ceph.dir.layout.pool_namespace", layout.namespace(volume))
-        } else if !dataIsolated {
-            // Pin the pool, or the volume would follow later changes of its ancestors' layout.
-            let current = try pool ?? ancestorXattr(path, "ceph.dir.layout.pool")
-            try setLayoutPool(path, current)
-            pool = current
-        }
-        // What authorize will grant, without asking the MDS again; a volume
-        // that existed may have had other settings, so it is read afresh.
-        let inode = try fs.stat(path).inode
-        if made, let pool {
-            remember(VolumeLayout(pool: pool, namespace: namespaceIsolated ? layout.namespace(volume) : nil), inode: inode)
-        } else {
-            layouts.withLock { _ = $0.removeValue(forKey: inode) }
-        }
-        try quota?.wait()
-        try metadata.wait()
-        if let leftovers { try revokeLeftoverGrants(volume, try leftovers.wait()) }
-        CrashPoint.createVolumeLayoutSet.reach()
-        return path
     }
 
     /// The data pool a new directory at `path` inherits: its parent's, kept
@@ -171,37 +173,39 @@ extension VolumeEngine {
     /// its metadata records no grant, so no process can add one in between
     /// (authorize checks, under that flock, that the directory is the one it
     /// stat'ed, see `authorize`); grants added meanwhile send us round again.
-    public func deleteVolume(_ volume: VolumePath, dataIsolated: Bool = false) throws {
-        let metadataPath = layout.volumeMetadataPath(volume)
-        try mkdirs(layout.trashPath, mode: 0o755)
-        // Most volumes have no grant left: look under the lock first.
-        var pending: [String] = []
-        for round in 1... {
-            for authID in pending {
-                try withLock(layout.authMetadataPath(authID)) { authLock in
-                    try deauthorizeLocked(volume, authID: authID, authLock, force: true)
+    public func deleteVolume(_ volume: VolumePath, dataIsolated: Bool = false) throws(VolumeError) {
+        try engineCall {
+            let metadataPath = layout.volumeMetadataPath(volume)
+            try mkdirs(layout.trashPath, mode: 0o755)
+            // Most volumes have no grant left: look under the lock first.
+            var pending: [String] = []
+            for round in 1... {
+                for authID in pending {
+                    try withLock(layout.authMetadataPath(authID)) { authLock in
+                        try deauthorizeLocked(volume, authID: authID, authLock, force: true)
+                    }
+                }
+                pending = try withLock(metadataPath) { volumeLock -> [String] in
+                    let recorded = try readVolumeMetadata(volumeLock)?.auths.keys.sorted() ?? []
+                    for id in recorded where !Self.isRevocable(id) {
+                        logger.warning("delete_volume: \(volume) records a grant for '\(id)', which is not a valid auth ID; left alone")
+                    }
+                    let left = recorded.filter(Self.isRevocable)
+                    guard left.isEmpty else { return left }
+                    try moveToTrash(volume)
+                    CrashPoint.deleteVolumeTrashed.reach()
+                    try store.unlink(volumeLock)
+                    return []
+                }
+                if pending.isEmpty { break }
+                if round >= 10 {
+                    throw VolumeError(
+                        .volumeClientError, "delete_volume: \(volume) keeps being authorized (\(pending.joined(separator: ", "))); try again",
+                        errno: .EBUSY)
                 }
             }
-            pending = try withLock(metadataPath) { volumeLock -> [String] in
-                let recorded = try readVolumeMetadata(volumeLock)?.auths.keys.sorted() ?? []
-                for id in recorded where !Self.isRevocable(id) {
-                    logger.warning("delete_volume: \(volume) records a grant for '\(id)', which is not a valid auth ID; left alone")
-                }
-                let left = recorded.filter(Self.isRevocable)
-                guard left.isEmpty else { return left }
-                try moveToTrash(volume)
-                CrashPoint.deleteVolumeTrashed.reach()
-                try store.unlink(volumeLock)
-                return []
-            }
-            if pending.isEmpty { break }
-            if round >= 10 {
-                throw VolumeError(
-                    .volumeClientError, "delete_volume: \(volume) keeps being authorized (\(pending.joined(separator: ", "))); try again",
-                    errno: .EBUSY)
-            }
+            store.openFiles.drop(metadataPath)
         }
-        store.openFiles.drop(metadataPath)
     }
 
     /// Auth IDs recorded in volume metadata that can name an auth metadata
@@ -246,16 +250,18 @@ extension VolumeEngine {
     /// Deletes a trashed volume's data, with the snapshots in it, and its
     /// pool when data-isolated (idempotent). Every trash entry of the
     /// volume_id goes, including those earlier failed purges left.
-    public func purgeVolume(_ volume: VolumePath, dataIsolated: Bool = false) throws {
-        let trashed = try trashEntries(volume)
-        if trashed.isEmpty {
-            logger.info("purge_volume: \(layout.trashedVolumePath(volume)) is already purged")
-        }
-        for entry in trashed {
-            try removeTree(entry)
-        }
-        if dataIsolated {
-            try removeDataPool(layout.poolName(volume))
+    public func purgeVolume(_ volume: VolumePath, dataIsolated: Bool = false) throws(VolumeError) {
+        try engineCall {
+            let trashed = try trashEntries(volume)
+            if trashed.isEmpty {
+                logger.info("purge_volume: \(layout.trashedVolumePath(volume)) is already purged")
+            }
+            for entry in trashed {
+                try removeTree(entry)
+            }
+            if dataIsolated {
+                try removeDataPool(layout.poolName(volume))
+            }
         }
     }
 
@@ -292,17 +298,21 @@ extension VolumeEngine {
     }
 
     /// Bytes used by a volume (its recursive size).
-    public func getUsedBytes(_ volume: VolumePath) throws -> Int64 {
-        let path = layout.volumePath(volume)
-        guard let text = try fs.getxattrString(path, "ceph.dir.rbytes"), let n = Int64(text) else {
-            throw VolumeError(.volumeClientError, "no ceph.dir.rbytes on \(path)")
+    public func getUsedBytes(_ volume: VolumePath) throws(VolumeError) -> Int64 {
+        try engineCall {
+            let path = layout.volumePath(volume)
+            guard let text = try fs.getxattrString(path, "ceph.dir.rbytes"), let n = Int64(text) else {
+                throw VolumeError(.volumeClientError, "no ceph.dir.rbytes on \(path)")
+            }
+            return n
         }
-        return n
     }
 
     /// Sets the quota; nil removes it.
-    public func setMaxBytes(_ volume: VolumePath, maxBytes: Int64?) throws {
-        try fs.setxattr(layout.volumePath(volume), "ceph.quota.max_bytes", String(maxBytes ?? 0))
+    public func setMaxBytes(_ volume: VolumePath, maxBytes: Int64?) throws(VolumeError) {
+        try engineCall {
+            try fs.setxattr(layout.volumePath(volume), "ceph.quota.max_bytes", String(maxBytes ?? 0))
+        }
     }
 
     /// A layout xattr of `path` or of its nearest ancestor that has it. CephFS

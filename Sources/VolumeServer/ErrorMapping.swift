@@ -10,20 +10,11 @@ enum ErrorMapping {
             return e
         case let e as InvalidIdentifier:
             return .invalidParams(e.description)
-        case let e as VolumeError:
-            return .engine(EngineErrorType(rawValue: e.kind.rawValue) ?? .internal, e.message, errno: e.errno?.rawValue, errnoName: e.errno?.name)
-        case let e as CephError:
-            return .engine(engineType(for: e), e.description, errno: e.errno.rawValue, errnoName: e.errno.name)
         default:
-            return .engine(.internal, "internal error: \(error)")
-        }
-    }
-
-    static func engineType(for e: CephError) -> EngineErrorType {
-        switch e.errno {
-        case .ETIMEDOUT: .clusterTimeout
-        case .ENOENT: .objectNotFound
-        default: .clusterError
+            // The engine's kind is the wire's `data.type`; Ceph errors raised
+            // outside the engine (server_info's fsid) map the same way.
+            let e = VolumeError(error)
+            return .engine(e.kind, e.message, errno: e.errno?.rawValue, errnoName: e.errno?.name)
         }
     }
 }

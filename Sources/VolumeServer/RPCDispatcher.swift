@@ -185,11 +185,11 @@ public final class RPCDispatcher: Sendable {
         let ticket = calls.add(extraTime: call.extraTime) { [requestTimeout] cutoff in
             switch cutoff {
             case .deadline:
-                finish(.failure(.engine(.clusterTimeout, "\(method.name) did not finish within \(requestTimeout + call.extraTime) s", errno: 110, errnoName: "ETIMEDOUT")))
+                finish(.failure(.engine(.clusterTimeout, "\(method.name) did not finish within \(requestTimeout + call.extraTime) s", errno: Errno.ETIMEDOUT.rawValue, errnoName: Errno.ETIMEDOUT.name)))
             case .shutdownQueued:
                 finish(.failure(RPCError(code: .shuttingDown, message: "shutting down: \(method.name) not started")))
             case .shutdownRunning:
-                finish(.failure(.engine(.clusterTimeout, "shutting down: \(method.name) did not finish before the drain timeout", errno: 110, errnoName: "ETIMEDOUT")))
+                finish(.failure(.engine(.clusterTimeout, "shutting down: \(method.name) did not finish before the drain timeout", errno: Errno.ETIMEDOUT.rawValue, errnoName: Errno.ETIMEDOUT.name)))
             }
         }
         serializer.submit(keys: call.keys, pool: pool(method.backend)) { [self, logger, calls] in

@@ -7,13 +7,22 @@ import POSIXSupport
 public struct SocketError: Error, Sendable, CustomStringConvertible {
     public let operation: String
     public let path: String?
-    public let errno: Int32
+    public let errno: Errno
+
+    /// `errno` as the C library set it.
+    public init(operation: String, path: String?, errno: Int32) {
+        self.operation = operation
+        self.path = path
+        self.errno = Errno(rawValue: errno)
+    }
 
     public var description: String {
         let what = path.map { "\(operation) \($0)" } ?? operation
-        return "\(what): \(String(cString: strerror(errno)))"
+        return "\(what): \(errno.message)"
     }
 }
+
+extension SocketError: ErrnoCarrying {}
 
 /// Runs a system call, retrying on EINTR; a negative result becomes a SocketError.
 @discardableResult

@@ -122,7 +122,7 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
                 admit(fd)
             } catch {
                 // The peer gave up while queued: nothing is wrong with us.
-                if error.errno == ECONNABORTED { continue }
+                if error.errno == .ECONNABORTED { continue }
                 if let dropped = acceptErrorLog.withLock({ $0.admit() }) {
                     logger.warning("\(error)\(dropped > 0 ? " (\(dropped) more since the last report)" : ""); pausing accepts for 100 ms")
                 }

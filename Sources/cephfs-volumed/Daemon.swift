@@ -206,7 +206,7 @@ struct Daemon: ParsableCommand {
                 do throws(SocketError) {
                     instanceLock = try InstanceLock(fsid: fsid, id: id, name: instance)
                 } catch {
-                    if error.errno == EADDRINUSE {
+                    if error.errno == .EADDRINUSE {
                         throw Fatal(
                             "instance '\(instance)' is already running on this host as client.\(id) of cluster \(fsid): give each daemon its own --instance")
                     }

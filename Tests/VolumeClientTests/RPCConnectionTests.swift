@@ -21,7 +21,7 @@ struct RPCConnectionTests {
             Issue.record("ping succeeded without a server")
         } catch ConnectionError.connectFailed(let p, let e) {
             #expect(p == path)
-            #expect(e == ENOENT)
+            #expect(e == .ENOENT)
         }
         // Generous: a busy test host can stall tasks for a while; waiting for the connect timeout would take 300 s.
         #expect(ContinuousClock.now - start < .seconds(100), "a missing socket must not wait for the connect timeout")
@@ -40,7 +40,7 @@ struct RPCConnectionTests {
         do {
             _ = try await conn.call("ping")
         } catch ConnectionError.connectFailed(_, let e) {
-            #expect(e == ECONNREFUSED)
+            #expect(e == .ECONNREFUSED)
         }
     }
 
@@ -50,7 +50,7 @@ struct RPCConnectionTests {
             _ = try await conn.call("ping")
             Issue.record("expected a connect failure")
         } catch ConnectionError.connectFailed(_, let e) {
-            #expect(e == ENAMETOOLONG)
+            #expect(e == .ENAMETOOLONG)
         } catch {
             Issue.record("unexpected \(error)")
         }

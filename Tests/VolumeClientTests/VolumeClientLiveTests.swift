@@ -303,7 +303,7 @@ struct VolumeClientReconnectTests {
             switch e {
             case .connectFailed(let path, let errno):
                 #expect(path == first.socketPath)
-                #expect(errno == ENOENT || errno == ECONNREFUSED)
+                #expect(errno == .ENOENT || errno == .ECONNREFUSED)
             case .closed: break
             default: Issue.record("unexpected \(e)")
             }

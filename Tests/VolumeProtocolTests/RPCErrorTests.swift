@@ -143,3 +143,24 @@ struct RPCErrorTests {
         }
     }
 }
+
+@Suite("EngineErrorType")
+struct EngineErrorTypeTests {
+    /// The one kind enum is the wire's `data.type`: every case survives the
+    /// trip through an error object and back, under the seed's class name.
+    @Test(arguments: EngineErrorType.allCases)
+    func everyTypeRoundTrips(_ type: EngineErrorType) throws {
+        let wire = RPCError.engine(type, "m").json
+        let back = try #require(RPCError(json: wire))
+        #expect(back.engineType == type)
+        let expected: String = switch type {
+        case .volumeClientError: "VolumeClientError"
+        case .objectNotFound: "ObjectNotFound"
+        case .clusterError: "ClusterError"
+        case .clusterTimeout: "ClusterTimeout"
+        case .evictionError: "EvictionError"
+        case .internal: "Internal"
+        }
+        #expect(wire["data"]?["type"]?.stringValue == expected)
+    }
+}

@@ -112,6 +112,8 @@ struct ServerLimitTests {
         #expect(Date().timeIntervalSince(start) < 1.5)
         #expect(r["error"]?["data"]?["type"] == "ClusterTimeout")
         #expect(r["error"]?["data"]?["errno_name"] == "ETIMEDOUT")
+        // The C library's number, not a literal.
+        #expect(r["error"]?["data"]?["errno"] == .int(ETIMEDOUT))
     }
 
     @Test func idleConnectionsAreClosed() throws {
