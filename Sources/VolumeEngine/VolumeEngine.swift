@@ -1,3 +1,4 @@
+import WorkerThreads
 import Ceph
 import JSONValue
 import Logging
@@ -5,7 +6,7 @@ import Synchronization
 
 /// The port of CephFSVolumeClient: one connection to the cluster and one
 /// CephFS mount, shared by every request. Thread-safe; callers serialise
-/// mutations per key (see VolumeServer's KeyedSerializer).
+/// mutations per key (see RPCServer's KeyedSerializer).
 public final class VolumeEngine: Sendable {
     public let config: EngineConfiguration
     public let cluster: RadosCluster

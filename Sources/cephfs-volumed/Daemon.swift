@@ -5,7 +5,8 @@ import Foundation
 import Logging
 import Synchronization
 import VolumeEngine
-import VolumeServer
+import RPCServer
+import VolumeService
 
 @main
 struct Daemon: ParsableCommand {
@@ -224,12 +225,12 @@ struct Daemon: ParsableCommand {
             logger.error("recovery at startup failed: \(error)")
         }
         let stats = ServerStats()
-        let dispatcher = RPCDispatcher(
-            methods: EngineMethods.handlers(engine: engine, stats: stats), logger: logger, stats: stats,
+        let dispatcher = EngineService.makeDispatcher(
+            engine: engine, logger: logger, stats: stats,
             requestTimeout: c.requestTimeout ?? Double(c.clusterTimeout) * 4)
-        let server: VolumeServer
+        let server: SocketServer
         do {
-            server = try VolumeServer(config: serverConfig, dispatcher: dispatcher, logger: logger)
+            server = try SocketServer(config: serverConfig, dispatcher: dispatcher, logger: logger)
         } catch {
             engine.shutdown()
             throw Fatal("cannot listen: \(error)")

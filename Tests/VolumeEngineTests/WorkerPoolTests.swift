@@ -2,7 +2,7 @@ import Dispatch
 import Glibc
 import Testing
 
-@testable import VolumeEngine
+import WorkerThreads
 
 @Suite("Worker pool")
 struct WorkerPoolTests {

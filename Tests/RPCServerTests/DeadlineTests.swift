@@ -4,8 +4,8 @@ import JSONValue
 import Testing
 import TestSupport
 import VolumeProtocol
-import VolumeEngine
-import VolumeServer
+import WorkerThreads
+import RPCServer
 
 /// Deadlines count from receipt, back-ends do not starve each other, and a
 /// shutdown answers everything within its drain timeout (issue 12, items 8 and 17).

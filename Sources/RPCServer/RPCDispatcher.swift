@@ -1,10 +1,9 @@
-import Ceph
 import Dispatch
 import Synchronization
 import JSONValue
 import Logging
-import VolumeEngine
 import VolumeProtocol
+import WorkerThreads
 
 /// A decoded, validated call, ready to run once its keys are free.
 public struct PreparedCall: Sendable {
@@ -58,6 +57,25 @@ public struct MethodHandler: Sendable {
     }
 }
 
+/// How the service above the server turns its failures into wire errors.
+/// The default passes `RPCError`s through, maps `InvalidIdentifier` to
+/// -32602 and anything else to an `Internal` engine error.
+public typealias ErrorMapper = @Sendable (any Error) -> RPCError
+
+/// Wraps each call that runs on a worker, e.g. to count the cluster round trips
+/// it makes; returns the result and a summary for the debug log.
+public typealias CallMeasure = @Sendable (_ trace: Bool, _ body: () throws -> JSONValue) throws -> (JSONValue, String)
+
+public enum DefaultErrorMapping {
+    public static func rpcError(_ error: any Error) -> RPCError {
+        switch error {
+        case let e as RPCError: e
+        case let e as InvalidIdentifier: .invalidParams(e.description)
+        default: .engine(.internal, "internal error: \(error)")
+        }
+    }
+}
+
 /// Applies JSON-RPC 2.0 to one received line: parse, batch, notification and
 /// id rules, then runs the method on the work queue and hands back the reply bytes.
 public final class RPCDispatcher: Sendable {
@@ -73,8 +91,16 @@ public final class RPCDispatcher: Sendable {
     private let refusing = Atomic<Bool>(false)
     /// Calls inside `execute`, including those already answered by their deadline.
     private let executing = Atomic<Int>(0)
+    private let mapError: ErrorMapper
+    private let measure: CallMeasure
 
-    public init(methods: [MethodHandler], logger: Logger, stats: ServerStats = ServerStats(), requestTimeout: Double = 0) {
+    public init(
+        methods: [MethodHandler], logger: Logger, stats: ServerStats = ServerStats(), requestTimeout: Double = 0,
+        mapError: @escaping ErrorMapper = DefaultErrorMapping.rpcError,
+        measure: @escaping CallMeasure = { _, body in (try body(), "") }
+    ) {
+        self.mapError = mapError
+        self.measure = measure
         self.methods = Dictionary(methods.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
         pools = Backend.allCases.map { WorkerPool(maxThreads: $0.maxThreads, name: "volumed-\($0.rawValue)") }
         self.logger = logger
@@ -149,7 +175,7 @@ public final class RPCDispatcher: Sendable {
         do {
             call = try method.prepare(try Params(request.params))
         } catch {
-            respond(.failure(ErrorMapping.rpcError(error)))
+            respond(.failure(mapError(error)))
             return
         }
         if method.mutating {
@@ -160,7 +186,7 @@ public final class RPCDispatcher: Sendable {
             do {
                 respond(.success(try call.execute()))
             } catch {
-                respond(.failure(ErrorMapping.rpcError(error)))
+                respond(.failure(mapError(error)))
             }
             return
         }
@@ -201,13 +227,13 @@ public final class RPCDispatcher: Sendable {
             executing.add(1, ordering: .relaxed)
             defer { executing.subtract(1, ordering: .relaxed) }
             do {
-                let (result, counted) = try CallCounter.measure(trace: logger.logLevel <= .debug) { try call.execute() }
-                logger.debug("\(method.name): waited \((started.uptimeNanoseconds - received.uptimeNanoseconds) / 1000) us, ran \((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000) us; \(counted)")
+                let (result, counted) = try measure(logger.logLevel <= .debug) { try call.execute() }
+                logger.debug("\(method.name): waited \((started.uptimeNanoseconds - received.uptimeNanoseconds) / 1000) us, ran \((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000) us\(counted.isEmpty ? "" : "; " + counted)")
                 calls.remove(ticket)
                 finish(.success(result))
             } catch {
                 calls.remove(ticket)
-                let e = ErrorMapping.rpcError(error)
+                let e = mapError(error)
                 if e.code == .engineError { logger.notice("\(method.name) failed: \(e)") }
                 finish(.failure(e))
             }

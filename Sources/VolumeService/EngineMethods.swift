@@ -1,4 +1,5 @@
 import JSONValue
+import RPCServer
 import VolumeEngine
 import VolumeProtocol
 

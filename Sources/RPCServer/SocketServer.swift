@@ -56,7 +56,7 @@ public struct ServerConfiguration: Sendable {
 
 /// The listening half: accepts peers, checks their credentials, tracks
 /// connections, and drains them on shutdown.
-public final class VolumeServer: @unchecked Sendable {  // all state is in `state` or immutable
+public final class SocketServer: @unchecked Sendable {  // all state is in `state` or immutable
     private struct State {
         var connections: [UInt64: Connection] = [:]
         /// Open connections by peer uid, root's not counted.

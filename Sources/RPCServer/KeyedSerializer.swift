@@ -1,6 +1,6 @@
 import Dispatch
 import Synchronization
-import VolumeEngine
+import WorkerThreads
 
 /// Runs work that declares keys (`auth:<id>`, `volume:<group>/<vol>`, ...)
 /// such that two calls sharing a key never overlap and run in arrival order,
