@@ -33,6 +33,31 @@ extension Backend {
     }
 }
 
+/// One worker pool per back-end, so a stuck MDS cannot take the threads that
+/// mon-only or OSD-only calls need. Made once by the owner of the server's
+/// life (the daemon), started, injected into the dispatcher, and shut down
+/// after the server has drained.
+public struct BackendPools: Sendable {
+    private let pools: [Backend: WorkerPool]
+
+    public init(_ pools: [Backend: WorkerPool]) {
+        precondition(Set(pools.keys) == Set(Backend.allCases), "a pool for every back-end")
+        self.pools = pools
+    }
+
+    /// The daemon's pools: `Backend.maxThreads` threads each, named `volumed-<backend>`.
+    public static func standard() -> BackendPools {
+        BackendPools(Dictionary(uniqueKeysWithValues: Backend.allCases.map {
+            ($0, WorkerPool(maxThreads: $0.maxThreads, name: "volumed-\($0.rawValue)"))
+        }))
+    }
+
+    public subscript(_ backend: Backend) -> WorkerPool { pools[backend]! }
+
+    public func start() { for b in Backend.allCases { pools[b]!.start() } }
+    public func shutdown() { for b in Backend.allCases { pools[b]!.shutdown() } }
+}
+
 /// One served method: decodes and validates params into a prepared call.
 public struct MethodHandler: Sendable {
     public let name: String
@@ -81,7 +106,7 @@ public enum DefaultErrorMapping {
 public final class RPCDispatcher: Sendable {
     public let methods: [String: MethodHandler]
     let serializer = KeyedSerializer()
-    private let pools: [WorkerPool]
+    private let pools: BackendPools
     let logger: Logger
     public let stats: ServerStats
     /// Seconds from receipt until the caller gets `ClusterTimeout`; 0 disables.
@@ -95,21 +120,19 @@ public final class RPCDispatcher: Sendable {
     private let measure: CallMeasure
 
     public init(
-        methods: [MethodHandler], logger: Logger, stats: ServerStats = ServerStats(), requestTimeout: Double = 0,
+        methods: [MethodHandler], pools: BackendPools, logger: Logger, stats: ServerStats = ServerStats(), requestTimeout: Double = 0,
         mapError: @escaping ErrorMapper = DefaultErrorMapping.rpcError,
         measure: @escaping CallMeasure = { _, body in (try body(), "") }
     ) {
         self.mapError = mapError
         self.measure = measure
         self.methods = Dictionary(methods.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
-        pools = Backend.allCases.map { WorkerPool(maxThreads: $0.maxThreads, name: "volumed-\($0.rawValue)") }
+        self.pools = pools
         self.logger = logger
         self.stats = stats
         self.requestTimeout = requestTimeout
         calls = DeadlineSweeper(timeout: requestTimeout)
     }
-
-    private func pool(_ b: Backend) -> WorkerPool { pools[Backend.allCases.firstIndex(of: b)!] }
 
     /// Calls still running in the cluster, answered or not: while any is, an
     /// unmount would wait for it.
@@ -218,7 +241,7 @@ public final class RPCDispatcher: Sendable {
                 finish(.failure(.engine(.clusterTimeout, "shutting down: \(method.name) did not finish before the drain timeout", errno: 110, errnoName: "ETIMEDOUT")))
             }
         }
-        serializer.submit(keys: call.keys, pool: pool(method.backend)) { [self, logger, calls] in
+        serializer.submit(keys: call.keys, pool: pools[method.backend]) { [self, logger, calls] in
             guard calls.start(ticket) else {
                 logger.info("\(method.name) not started: already answered (deadline or shutdown) before its turn")
                 return

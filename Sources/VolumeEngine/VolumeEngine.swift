@@ -29,6 +29,7 @@ public final class VolumeEngine: Sendable {
         self.logger = logger
         layout = Layout(prefix: config.volumePrefix, namespacePrefix: config.namespacePrefix)
         store = MetadataStore(fs: fs)
+        helpers.start()
     }
 
     /// Connects to the cluster, evicts the sessions a previous run of this
@@ -115,6 +116,7 @@ public final class VolumeEngine: Sendable {
 
     /// Unmounts and disconnects; in that order, as the mount shares the cluster handle.
     public func shutdown() {
+        helpers.shutdown()
         store.openFiles.closeAll()
         fs.close()
         cluster.shutdown()

@@ -7,10 +7,10 @@ import VolumeEngine
 /// engine's errors mapped to wire errors and each call's cluster round trips counted.
 public enum EngineService {
     public static func makeDispatcher(
-        engine: VolumeEngine, logger: Logger, stats: ServerStats = ServerStats(), requestTimeout: Double
+        engine: VolumeEngine, pools: BackendPools, logger: Logger, stats: ServerStats = ServerStats(), requestTimeout: Double
     ) -> RPCDispatcher {
         RPCDispatcher(
-            methods: EngineMethods.handlers(engine: engine, stats: stats), logger: logger, stats: stats,
+            methods: EngineMethods.handlers(engine: engine, stats: stats), pools: pools, logger: logger, stats: stats,
             requestTimeout: requestTimeout,
             mapError: ErrorMapping.rpcError,
             measure: { trace, body in

@@ -7,12 +7,20 @@ import Foundation
 /// run only about as many at a time as there are cores. This pool starts a
 /// thread whenever work is waiting and none is idle, up to `maxThreads`, and
 /// keeps idle threads for reuse.
+///
+/// Its life, as NIO's `NIOThreadPool`: made once, `start()`ed, handed to its
+/// users, and `shutdown()` at the end, which releases the idle threads at once
+/// and the busy ones once the queue is empty. Work submitted after shutdown is
+/// refused (`submit` drops it, `submitIfIdle` returns false). Shutdown never
+/// waits: a call stuck in the cluster cannot be interrupted.
 public final class WorkerPool: @unchecked Sendable {  // all state is guarded by `condition`
     private let condition = NSCondition()
     private var jobs: [@Sendable () -> Void] = []
     private var head = 0
     private var idle = 0
     private var threads = 0
+    private enum Phase { case made, running, shutDown }
+    private var phase = Phase.made
     public let maxThreads: Int
     private let threadName: String
 
@@ -23,6 +31,36 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
         threadName = name
     }
 
+    /// Lets the pool take work; call once before the first `submit`.
+    public func start() {
+        condition.lock()
+        defer { condition.unlock() }
+        precondition(phase == .made, "WorkerPool \(threadName) started twice or after shutdown")
+        phase = .running
+    }
+
+    /// Refuses later work; idle threads exit now, busy ones when no queued
+    /// job is left (queued jobs still run: their submitters wait for them).
+    public func shutdown() {
+        condition.lock()
+        defer { condition.unlock() }
+        phase = .shutDown
+        condition.broadcast()
+    }
+
+    /// Threads alive now (busy or idle).
+    public var threadCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return threads
+    }
+
+    /// False once `shutdown` has run: the job was not taken.
+    private func accepting() -> Bool {
+        precondition(phase != .made, "WorkerPool \(threadName) used before start()")
+        return phase == .running
+    }
+
     /// Hands `job` to a thread only when one is idle, or while fewer than
     /// `spare` threads exist; otherwise returns false and the caller runs it
     /// itself. For work that is worth a thread hand-off only when there is
@@ -30,6 +68,7 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
     public func submitIfIdle(spare: Int = 4, _ job: @escaping @Sendable () -> Void) -> Bool {
         condition.lock()
         defer { condition.unlock() }
+        guard accepting() else { return false }
         let waiting = jobs.count - head
         if idle > waiting {
             jobs.append(job)
@@ -44,6 +83,10 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
 
     public func submit(_ job: @escaping @Sendable () -> Void) {
         condition.lock()
+        guard accepting() else {
+            condition.unlock()
+            return
+        }
         jobs.append(job)
         // An idle thread that was signalled counts as idle until it wakes:
         // compare with the jobs waiting, or back-to-back jobs would queue
@@ -68,6 +111,11 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
         condition.lock()
         while true {
             while head == jobs.count {
+                if phase == .shutDown {
+                    threads -= 1
+                    condition.unlock()
+                    return
+                }
                 idle += 1
                 condition.wait()
                 idle -= 1

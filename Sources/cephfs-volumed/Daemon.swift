@@ -225,13 +225,16 @@ struct Daemon: ParsableCommand {
             logger.error("recovery at startup failed: \(error)")
         }
         let stats = ServerStats()
+        let pools = BackendPools.standard()
+        pools.start()
         let dispatcher = EngineService.makeDispatcher(
-            engine: engine, logger: logger, stats: stats,
+            engine: engine, pools: pools, logger: logger, stats: stats,
             requestTimeout: c.requestTimeout ?? Double(c.clusterTimeout) * 4)
         let server: SocketServer
         do {
             server = try SocketServer(config: serverConfig, dispatcher: dispatcher, logger: logger)
         } catch {
+            pools.shutdown()
             engine.shutdown()
             throw Fatal("cannot listen: \(error)")
         }
@@ -241,6 +244,7 @@ struct Daemon: ParsableCommand {
         stop.wait()
         logger.info("shutting down")
         server.shutdown()
+        pools.shutdown()
         // Unmounting waits for calls still inside Ceph, and for the MDS. A
         // stuck cluster must not keep the process alive past the drain timeout
         // by more than a few seconds, so the wait is bounded, and short when

@@ -10,6 +10,7 @@ import RPCServer
 final class ServerHarness: @unchecked Sendable {
     let server: SocketServer
     let dispatcher: RPCDispatcher
+    let pools = BackendPools.standard()
     let socketPath: String
     private let dir: String
 
@@ -74,7 +75,8 @@ final class ServerHarness: @unchecked Sendable {
                 }
             },
         ]
-        dispatcher = RPCDispatcher(methods: methods, logger: Logger(label: "test"), requestTimeout: requestTimeout)
+        pools.start()
+        dispatcher = RPCDispatcher(methods: methods, pools: pools, logger: Logger(label: "test"), requestTimeout: requestTimeout)
         server = try SocketServer(config: config, dispatcher: dispatcher, logger: Logger(label: "test"))
     }
 
@@ -89,6 +91,7 @@ final class ServerHarness: @unchecked Sendable {
 
     deinit {
         server.shutdown()
+        pools.shutdown()
         try? FileManager.default.removeItem(atPath: dir)
     }
 }
