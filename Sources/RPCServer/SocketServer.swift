@@ -1,3 +1,4 @@
+import CEpoll
 import Dispatch
 import Foundation
 import Logging
@@ -73,13 +74,11 @@ public final class SocketServer: @unchecked Sendable {  // all state is in `stat
     private let listenFD: Int32
     /// True when systemd passed the socket; then the file is systemd's to remove.
     private let socketActivated: Bool
-    private let acceptQueue = DispatchQueue(label: "volumed.accept")
-    private let acceptSource: DispatchSourceRead
     private let state = Mutex(State())
     private let effectiveGroup: gid_t
     private let loops: EventLoopGroup
-    /// Accepting is paused after EMFILE/ENFILE (acceptQueue only).
-    private var acceptPaused = false
+    /// Watches the listening socket on the first event loop.
+    private var acceptor: Acceptor!
     private let acceptErrorLog = Mutex(LogRateLimiter(intervalSeconds: 10))
     private let refusalLog = Mutex(LogRateLimiter(intervalSeconds: 1))
 
@@ -105,9 +104,9 @@ public final class SocketServer: @unchecked Sendable {  // all state is in `stat
             if !socketActivated { Glibc.close(listenFD) }
             throw error
         }
-        acceptSource = DispatchSource.makeReadSource(fileDescriptor: listenFD, queue: acceptQueue)
-        acceptSource.setEventHandler { [self] in acceptPending(fromSource: true) }
-        acceptSource.resume()
+        let loop = loops.loops[0]
+        acceptor = Acceptor(fd: listenFD, loop: loop) { [unowned self] in acceptPending(fromLoop: true) }
+        loop.execute { [acceptor] in acceptor!.start() }
     }
 
     public var connectionCount: Int { state.withLock { $0.connections.count } }
@@ -115,7 +114,7 @@ public final class SocketServer: @unchecked Sendable {  // all state is in `stat
     /// The socket path, or a note that systemd passed the socket.
     public var listeningOn: String { socketActivated ? "a socket passed by systemd" : config.socketPath }
 
-    private func acceptPending(fromSource: Bool = false) {
+    private func acceptPending(fromLoop: Bool = false) {
         while true {
             do {
                 guard let fd = try UnixSocket.acceptPeer(listenFD) else { return }
@@ -129,14 +128,7 @@ public final class SocketServer: @unchecked Sendable {  // all state is in `stat
                 // The peer stays queued, so the source fires again at once:
                 // without a pause, out of descriptors (EMFILE, ENFILE) or
                 // memory the loop would spin and log without end.
-                if fromSource, !acceptPaused {
-                    acceptPaused = true
-                    acceptSource.suspend()
-                    acceptQueue.asyncAfter(deadline: .now() + 0.1) { [self] in
-                        acceptPaused = false
-                        acceptSource.resume()
-                    }
-                }
+                if fromLoop { acceptor.pause(seconds: 0.1) }
                 return
             }
         }
@@ -224,8 +216,12 @@ public final class SocketServer: @unchecked Sendable {  // all state is in `stat
         }
         // Closing the listening descriptor twice would close whatever reused its number.
         guard first else { return }
-        acceptSource.cancel()
-        acceptQueue.sync {}
+        let stopped = DispatchSemaphore(value: 0)
+        acceptor.loop.execute { [acceptor] in
+            acceptor!.stop()
+            stopped.signal()
+        }
+        stopped.wait()
         // Peers still in the listen backlog connected before the shutdown:
         // closing the socket would reset them, so they are served too.
         acceptPending()
@@ -254,4 +250,62 @@ public final class SocketServer: @unchecked Sendable {  // all state is in `stat
             dispatcher.cutOffForShutdown()
         }
     }
+}
+
+/// The listening socket on an event loop: epoll reports pending peers, and
+/// `onReadable` accepts them and hands each to a loop. After an accept error
+/// (EMFILE, ENFILE, ENOMEM) accepting pauses, as the peer stays queued and
+/// a level-triggered epoll would report it again at once.
+final class Acceptor: EventHandler, @unchecked Sendable {  // state is touched on `loop` only
+    let fd: Int32
+    let loop: EventLoop
+    /// Apart from connection ids, which count up from 1.
+    let token = UInt64.max - 1
+    private let onReadable: () -> Void
+    private var watching = false
+    private var paused = false
+    private var stopped = false
+
+    init(fd: Int32, loop: EventLoop, onReadable: @escaping () -> Void) {
+        self.fd = fd
+        self.loop = loop
+        self.onReadable = onReadable
+    }
+
+    func start() {
+        loop.register(self)
+        setWatching(true)
+    }
+
+    func stop() {
+        stopped = true
+        setWatching(false)
+        loop.deregister(self)
+    }
+
+    /// Stops watching for `seconds`; a Dispatch timer brings it back.
+    func pause(seconds: Double) {
+        guard !paused, !stopped else { return }
+        paused = true
+        setWatching(false)
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [self] in
+            loop.execute { [self] in
+                paused = false
+                if !stopped { setWatching(true) }
+            }
+        }
+    }
+
+    private func setWatching(_ on: Bool) {
+        guard watching != on else { return }
+        loop.watch(self, events: on ? vd_epollin : 0, was: watching ? vd_epollin : nil)
+        watching = on
+    }
+
+    func handle(events: UInt32) {
+        if watching { onReadable() }
+    }
+
+    func tick() {}
+    func pollRead() -> Bool { false }
 }
