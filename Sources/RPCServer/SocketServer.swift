@@ -12,52 +12,52 @@ import Darwin
 #endif
 
 /// Bounds that keep one client from hurting the others.
-public struct ServerLimits: Sendable {
-    public var maxLineLength = 16 * 1024 * 1024
-    public var maxConnections = 1024
+package struct ServerLimits: Sendable {
+    package var maxLineLength = 16 * 1024 * 1024
+    package var maxConnections = 1024
     /// Connections one peer uid may hold; nil means half of `maxConnections`.
     /// Root is not limited, so an administrator can always get in.
-    public var maxConnectionsPerPeer: Int?
-    public var maxInFlightPerConnection = 128
+    package var maxConnectionsPerPeer: Int?
+    package var maxInFlightPerConnection = 128
     /// Unsent reply bytes at which a connection's requests stop being read,
     /// until the peer reads its replies (a pipelining peer that never reads).
-    public var maxUnsentReplyBytes = 1 << 20
+    package var maxUnsentReplyBytes = 1 << 20
     /// Bytes all connections together may hold for incomplete lines. A
     /// connection that grows its partial line past it (while others hold
     /// some too) gets -32002 and is closed.
-    public var lineBufferBudget = 128 << 20
+    package var lineBufferBudget = 128 << 20
     /// Seconds without a request before an idle connection is closed; 0 disables.
-    public var idleTimeout: Double = 600
+    package var idleTimeout: Double = 600
     /// Seconds a peer may leave its replies unread before it is disconnected.
-    public var slowWriterTimeout: Double = 30
+    package var slowWriterTimeout: Double = 30
     /// Microseconds an I/O thread keeps polling after answering a request
     /// itself, instead of sleeping (see `EventLoop.armBusyPoll`); 0 disables.
-    public var busyPollMicroseconds = 50
-    public init() {}
+    package var busyPollMicroseconds = 50
+    package init() {}
 
     /// `maxConnectionsPerPeer`, or its default.
-    public var effectiveMaxConnectionsPerPeer: Int { maxConnectionsPerPeer ?? max(1, maxConnections / 2) }
+    package var effectiveMaxConnectionsPerPeer: Int { maxConnectionsPerPeer ?? max(1, maxConnections / 2) }
 }
 
 /// Where to listen and whom to let in.
-public struct ServerConfiguration: Sendable {
-    public var socketPath: String
-    public var socketMode: mode_t = 0o660
+package struct ServerConfiguration: Sendable {
+    package var socketPath: String
+    package var socketMode: mode_t = 0o660
     /// The group that owns the socket file; the process's group when nil.
-    public var socketGroup: gid_t?
+    package var socketGroup: gid_t?
     /// Peers allowed besides root and members of the socket's group.
-    public var allowedUIDs: Set<uid_t> = []
-    public var allowedGIDs: Set<gid_t> = []
-    public var limits = ServerLimits()
+    package var allowedUIDs: Set<uid_t> = []
+    package var allowedGIDs: Set<gid_t> = []
+    package var limits = ServerLimits()
     /// Seconds to finish received requests on shutdown.
-    public var drainTimeout: Double = 30
+    package var drainTimeout: Double = 30
 
-    public init(socketPath: String) { self.socketPath = socketPath }
+    package init(socketPath: String) { self.socketPath = socketPath }
 }
 
 /// The listening half: accepts peers, checks their credentials, tracks
 /// connections, and drains them on shutdown.
-public final class SocketServer: @unchecked Sendable {  // all state is in `state` or immutable
+package final class SocketServer: @unchecked Sendable {  // all state is in `state` or immutable
     private struct State {
         var connections: [UInt64: Connection] = [:]
         /// Open connections by peer uid, root's not counted.
@@ -68,7 +68,7 @@ public final class SocketServer: @unchecked Sendable {  // all state is in `stat
         var drained: (@Sendable () -> Void)?
     }
 
-    public let config: ServerConfiguration
+    package let config: ServerConfiguration
     private let dispatcher: RPCDispatcher
     private let logger: Logger
     private let listenFD: Int32
@@ -83,7 +83,7 @@ public final class SocketServer: @unchecked Sendable {  // all state is in `stat
     private let refusalLog = Mutex(LogRateLimiter(intervalSeconds: 1))
 
     /// Binds the socket (or adopts a systemd-passed one) and starts accepting.
-    public init(config: ServerConfiguration, dispatcher: RPCDispatcher, logger: Logger) throws(SocketError) {
+    package init(config: ServerConfiguration, dispatcher: RPCDispatcher, logger: Logger) throws(SocketError) {
         self.config = config
         self.dispatcher = dispatcher
         self.logger = logger
@@ -109,10 +109,10 @@ public final class SocketServer: @unchecked Sendable {  // all state is in `stat
         loop.execute { [acceptor] in acceptor!.start() }
     }
 
-    public var connectionCount: Int { state.withLock { $0.connections.count } }
+    package var connectionCount: Int { state.withLock { $0.connections.count } }
 
     /// The socket path, or a note that systemd passed the socket.
-    public var listeningOn: String { socketActivated ? "a socket passed by systemd" : config.socketPath }
+    package var listeningOn: String { socketActivated ? "a socket passed by systemd" : config.socketPath }
 
     private func acceptPending(fromLoop: Bool = false) {
         while true {
@@ -209,7 +209,7 @@ public final class SocketServer: @unchecked Sendable {  // all state is in `stat
     /// the ones still running `ClusterTimeout`, and the connections get a
     /// moment to send those replies. Returns within the drain timeout plus
     /// about 2 s. Safe to call more than once: only the first call closes anything.
-    public func shutdown() {
+    package func shutdown() {
         let first = state.withLock { s in
             defer { s.shutDown = true }
             return !s.shutDown

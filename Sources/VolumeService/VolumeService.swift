@@ -5,8 +5,8 @@ import VolumeEngine
 
 /// The wiring: the engine's operations as the RPC server's handlers, with the
 /// engine's errors mapped to wire errors and each call's cluster round trips counted.
-public enum EngineService {
-    public static func makeDispatcher(
+package enum EngineService {
+    package static func makeDispatcher(
         engine: VolumeEngine, pools: BackendPools, logger: Logger, stats: ServerStats = ServerStats(), requestTimeout: Double
     ) -> RPCDispatcher {
         RPCDispatcher(

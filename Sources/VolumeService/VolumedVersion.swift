@@ -1,4 +1,4 @@
 /// The release of cephfs-volumed.
-public enum VolumedVersion {
-    public static let string = "0.1.0"
+package enum VolumedVersion {
+    package static let string = "0.1.0"
 }

@@ -13,7 +13,7 @@ import Foundation
 /// and the busy ones once the queue is empty. Work submitted after shutdown is
 /// refused (`submit` drops it, `submitIfIdle` returns false). Shutdown never
 /// waits: a call stuck in the cluster cannot be interrupted.
-public final class WorkerPool: @unchecked Sendable {  // all state is guarded by `condition`
+package final class WorkerPool: @unchecked Sendable {  // all state is guarded by `condition`
     private let condition = NSCondition()
     private var jobs: [@Sendable () -> Void] = []
     private var head = 0
@@ -21,18 +21,18 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
     private var threads = 0
     private enum Phase { case made, running, shutDown }
     private var phase = Phase.made
-    public let maxThreads: Int
+    package let maxThreads: Int
     private let threadName: String
 
     /// Work beyond `maxThreads` busy threads waits in a queue: a bound keeps
     /// calls that hang (in a stuck cluster) from taking every thread.
-    public init(maxThreads: Int = 256, name: String = "volumed-worker") {
+    package init(maxThreads: Int = 256, name: String = "volumed-worker") {
         self.maxThreads = maxThreads
         threadName = name
     }
 
     /// Lets the pool take work; call once before the first `submit`.
-    public func start() {
+    package func start() {
         condition.lock()
         defer { condition.unlock() }
         precondition(phase == .made, "WorkerPool \(threadName) started twice or after shutdown")
@@ -41,7 +41,7 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
 
     /// Refuses later work; idle threads exit now, busy ones when no queued
     /// job is left (queued jobs still run: their submitters wait for them).
-    public func shutdown() {
+    package func shutdown() {
         condition.lock()
         defer { condition.unlock() }
         phase = .shutDown
@@ -49,7 +49,7 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
     }
 
     /// Threads alive now (busy or idle).
-    public var threadCount: Int {
+    package var threadCount: Int {
         condition.lock()
         defer { condition.unlock() }
         return threads
@@ -65,7 +65,7 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
     /// `spare` threads exist; otherwise returns false and the caller runs it
     /// itself. For work that is worth a thread hand-off only when there is
     /// spare capacity: under load, hand-offs cost wake-ups and gain nothing.
-    public func submitIfIdle(spare: Int = 4, _ job: @escaping @Sendable () -> Void) -> Bool {
+    package func submitIfIdle(spare: Int = 4, _ job: @escaping @Sendable () -> Void) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         guard accepting() else { return false }
@@ -81,7 +81,7 @@ public final class WorkerPool: @unchecked Sendable {  // all state is guarded by
         return true
     }
 
-    public func submit(_ job: @escaping @Sendable () -> Void) {
+    package func submit(_ job: @escaping @Sendable () -> Void) {
         condition.lock()
         guard accepting() else {
             condition.unlock()
