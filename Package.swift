@@ -37,17 +37,29 @@ let package = Package(
             name: "Ceph",
             dependencies: ["CRados", "CCephFS", "JSONValue", "POSIXSupport"]
         ),
+        // The worker thread pool, shared by the engine (helper threads) and the RPC server (call pools).
+        .target(name: "WorkerThreads"),
         .target(
             name: "VolumeEngine",
-            dependencies: ["Ceph", "JSONValue", "VolumeProtocol", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Ceph", "JSONValue", "VolumeProtocol", "WorkerThreads", .product(name: "Logging", package: "swift-log")],
             // Test builds only: release builds (the .deb) never contain crash points.
             swiftSettings: [.define("VOLUMED_CRASH_POINTS", .when(configuration: .debug))]
         ),
         .target(name: "VolumeProtocol", dependencies: ["JSONValue"]),
+        // The RPC server: event loops, connections, dispatcher, keyed serialiser,
+        // deadlines and worker pools. No Ceph, no engine.
         .target(
-            name: "VolumeServer",
+            name: "RPCServer",
             dependencies: [
-                "VolumeEngine", "VolumeProtocol", "JSONValue", "Ceph", "CEpoll", "POSIXSupport",
+                "VolumeProtocol", "JSONValue", "CEpoll", "POSIXSupport", "WorkerThreads",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The engine's operations served over RPCServer: handlers, error mapping, wiring.
+        .target(
+            name: "VolumeService",
+            dependencies: [
+                "RPCServer", "VolumeEngine", "VolumeProtocol", "JSONValue", "Ceph", "WorkerThreads",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -55,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "cephfs-volumed",
             dependencies: [
-                "VolumeServer", "VolumeEngine",
+                "RPCServer", "VolumeService", "VolumeEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -82,17 +94,17 @@ let package = Package(
         .testTarget(name: "CephTests", dependencies: ["Ceph", "TestSupport"]),
         .testTarget(name: "VolumeProtocolTests", dependencies: ["VolumeProtocol", "JSONValue"]),
         .testTarget(
-            name: "VolumeServerTests",
-            dependencies: ["VolumeServer", "VolumeEngine", "VolumeProtocol", "JSONValue", "TestSupport",
+            name: "RPCServerTests",
+            dependencies: ["RPCServer", "WorkerThreads", "VolumeProtocol", "JSONValue", "TestSupport",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "VolumeClientTests", dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport", "POSIXSupport"]),
-        .testTarget(name: "VolumeEngineTests", dependencies: ["VolumeEngine", "Ceph", "JSONValue", "TestSupport"]),
+        .testTarget(name: "VolumeEngineTests", dependencies: ["VolumeEngine", "WorkerThreads", "Ceph", "JSONValue", "TestSupport"]),
         .testTarget(name: "FaultTests", dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport", "Ceph", "cephfs-volumed", "rpc-cli"]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "VolumeClient", "VolumeProtocol", "VolumeServer", "VolumeEngine", "TestSupport", "JSONValue", "POSIXSupport",
+                "VolumeClient", "VolumeProtocol", "RPCServer", "VolumeService", "VolumeEngine", "TestSupport", "JSONValue", "POSIXSupport",
                 "cephfs-volumed", "rpc-cli", .product(name: "Logging", package: "swift-log"),
             ]
         ),

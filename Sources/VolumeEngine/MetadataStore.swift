@@ -1,3 +1,4 @@
+import WorkerThreads
 import Ceph
 import JSONValue
 import Synchronization

@@ -1,3 +1,4 @@
+import WorkerThreads
 import Ceph
 import JSONValue
 import Logging
@@ -5,7 +6,7 @@ import Synchronization
 
 /// The port of CephFSVolumeClient: one connection to the cluster and one
 /// CephFS mount, shared by every request. Thread-safe; callers serialise
-/// mutations per key (see VolumeServer's KeyedSerializer).
+/// mutations per key (see RPCServer's KeyedSerializer).
 public final class VolumeEngine: Sendable {
     public let config: EngineConfiguration
     public let cluster: RadosCluster
@@ -28,6 +29,7 @@ public final class VolumeEngine: Sendable {
         self.logger = logger
         layout = Layout(prefix: config.volumePrefix, namespacePrefix: config.namespacePrefix)
         store = MetadataStore(fs: fs)
+        helpers.start()
     }
 
     /// Connects to the cluster, evicts the sessions a previous run of this
@@ -114,6 +116,7 @@ public final class VolumeEngine: Sendable {
 
     /// Unmounts and disconnects; in that order, as the mount shares the cluster handle.
     public func shutdown() {
+        helpers.shutdown()
         store.openFiles.closeAll()
         fs.close()
         cluster.shutdown()

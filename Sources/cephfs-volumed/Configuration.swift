@@ -1,6 +1,6 @@
 import Foundation
 import JSONValue
-import VolumeServer
+import RPCServer
 
 /// Every option of the daemon, as the config file holds it (JSON, with the
 /// keys below). Command-line flags override the file; absent keys keep the

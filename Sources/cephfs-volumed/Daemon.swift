@@ -5,7 +5,8 @@ import Foundation
 import Logging
 import Synchronization
 import VolumeEngine
-import VolumeServer
+import RPCServer
+import VolumeService
 
 @main
 struct Daemon: ParsableCommand {
@@ -225,13 +226,16 @@ struct Daemon: ParsableCommand {
             logger.error("recovery at startup failed: \(error)")
         }
         let stats = ServerStats()
-        let dispatcher = RPCDispatcher(
-            methods: EngineMethods.handlers(engine: engine, stats: stats), logger: logger, stats: stats,
+        let pools = BackendPools.standard()
+        pools.start()
+        let dispatcher = EngineService.makeDispatcher(
+            engine: engine, pools: pools, logger: logger, stats: stats,
             requestTimeout: c.requestTimeout ?? Double(c.clusterTimeout) * 4)
-        let server: VolumeServer
+        let server: SocketServer
         do {
-            server = try VolumeServer(config: serverConfig, dispatcher: dispatcher, logger: logger)
+            server = try SocketServer(config: serverConfig, dispatcher: dispatcher, logger: logger)
         } catch {
+            pools.shutdown()
             engine.shutdown()
             throw Fatal("cannot listen: \(error)")
         }
@@ -241,6 +245,7 @@ struct Daemon: ParsableCommand {
         stop.wait()
         logger.info("shutting down")
         server.shutdown()
+        pools.shutdown()
         // Unmounting waits for calls still inside Ceph, and for the MDS. A
         // stuck cluster must not keep the process alive past the drain timeout
         // by more than a few seconds, so the wait is bounded, and short when

@@ -3,7 +3,7 @@ import JSONValue
 import Testing
 import TestSupport
 import VolumeClient
-import VolumeServer
+import VolumeService
 
 /// The Debian package: built once per test run with packaging/build-deb (a
 /// release build in its own scratch directory, .build/deb, which later runs

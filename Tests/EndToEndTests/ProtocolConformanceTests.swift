@@ -4,7 +4,8 @@ import Logging
 import Testing
 import TestSupport
 import VolumeEngine
-import VolumeServer
+import RPCServer
+import VolumeService
 
 /// protocol/ is the source of truth: the served methods must match it, and
 /// its example exchanges must replay against the real daemon.

@@ -2,7 +2,7 @@ import Dispatch
 import Glibc
 import Testing
 
-@testable import VolumeEngine
+import WorkerThreads
 
 @Suite("Worker pool")
 struct WorkerPoolTests {
@@ -10,6 +10,7 @@ struct WorkerPoolTests {
     /// pool is below its spare threads); otherwise the caller runs it.
     @Test func submitIfIdleNeverQueuesBehindBusyThreads() throws {
         let pool = WorkerPool(maxThreads: 8)
+        pool.start()
         let release = DispatchSemaphore(value: 0)
         let started = DispatchSemaphore(value: 0)
         #expect(pool.submitIfIdle(spare: 1) {

@@ -4,8 +4,8 @@ import JSONValue
 import Testing
 import TestSupport
 import VolumeProtocol
-import VolumeEngine
-import VolumeServer
+import WorkerThreads
+import RPCServer
 
 /// Deadlines count from receipt, back-ends do not starve each other, and a
 /// shutdown answers everything within its drain timeout (issue 12, items 8 and 17).
@@ -81,6 +81,7 @@ struct WorkerPoolStartTests {
     /// behind a job that hung (in a frozen MDS) although the pool had room.
     @Test func backToBackJobsNeverWaitBehindABlockedOne() throws {
         let pool = WorkerPool(maxThreads: 8)
+        pool.start()
         let warm = DispatchSemaphore(value: 0)
         pool.submit { warm.signal() }
         warm.wait()
@@ -97,5 +98,26 @@ struct WorkerPoolStartTests {
         while count < 4, started.wait(timeout: .now() + 2) == .success { count += 1 }
         #expect(count == 4, "\(count) of 4 jobs started while each blocks its thread")
         for _ in 0..<4 { release.signal() }
+    }
+}
+
+@Suite("Worker pool lifecycle")
+struct WorkerPoolLifecycleTests {
+    /// Shutdown lets the idle threads go and refuses later work; a job still
+    /// queued when it comes runs (its submitter may be waiting for it).
+    @Test func shutdownReleasesIdleThreadsAndRefusesLaterWork() throws {
+        let pool = WorkerPool(maxThreads: 4)
+        pool.start()
+        let ran = DispatchSemaphore(value: 0)
+        for _ in 0..<3 { pool.submit { ran.signal() } }
+        for _ in 0..<3 { #expect(ran.wait(timeout: .now() + 5) == .success) }
+        #expect(pool.threadCount > 0)
+        pool.shutdown()
+        let deadline = Date().addingTimeInterval(10)
+        while pool.threadCount > 0, Date() < deadline { usleep(10_000) }
+        #expect(pool.threadCount == 0, "\(pool.threadCount) threads left after shutdown")
+        pool.submit { ran.signal() }
+        #expect(ran.wait(timeout: .now() + 0.5) == .timedOut, "a job submitted after shutdown ran")
+        #expect(pool.submitIfIdle { ran.signal() } == false)
     }
 }

@@ -1,3 +1,4 @@
+import CEpoll
 import Dispatch
 import Foundation
 import Logging
@@ -11,52 +12,52 @@ import Darwin
 #endif
 
 /// Bounds that keep one client from hurting the others.
-public struct ServerLimits: Sendable {
-    public var maxLineLength = 16 * 1024 * 1024
-    public var maxConnections = 1024
+package struct ServerLimits: Sendable {
+    package var maxLineLength = 16 * 1024 * 1024
+    package var maxConnections = 1024
     /// Connections one peer uid may hold; nil means half of `maxConnections`.
     /// Root is not limited, so an administrator can always get in.
-    public var maxConnectionsPerPeer: Int?
-    public var maxInFlightPerConnection = 128
+    package var maxConnectionsPerPeer: Int?
+    package var maxInFlightPerConnection = 128
     /// Unsent reply bytes at which a connection's requests stop being read,
     /// until the peer reads its replies (a pipelining peer that never reads).
-    public var maxUnsentReplyBytes = 1 << 20
+    package var maxUnsentReplyBytes = 1 << 20
     /// Bytes all connections together may hold for incomplete lines. A
     /// connection that grows its partial line past it (while others hold
     /// some too) gets -32002 and is closed.
-    public var lineBufferBudget = 128 << 20
+    package var lineBufferBudget = 128 << 20
     /// Seconds without a request before an idle connection is closed; 0 disables.
-    public var idleTimeout: Double = 600
+    package var idleTimeout: Double = 600
     /// Seconds a peer may leave its replies unread before it is disconnected.
-    public var slowWriterTimeout: Double = 30
+    package var slowWriterTimeout: Double = 30
     /// Microseconds an I/O thread keeps polling after answering a request
     /// itself, instead of sleeping (see `EventLoop.armBusyPoll`); 0 disables.
-    public var busyPollMicroseconds = 50
-    public init() {}
+    package var busyPollMicroseconds = 50
+    package init() {}
 
     /// `maxConnectionsPerPeer`, or its default.
-    public var effectiveMaxConnectionsPerPeer: Int { maxConnectionsPerPeer ?? max(1, maxConnections / 2) }
+    package var effectiveMaxConnectionsPerPeer: Int { maxConnectionsPerPeer ?? max(1, maxConnections / 2) }
 }
 
 /// Where to listen and whom to let in.
-public struct ServerConfiguration: Sendable {
-    public var socketPath: String
-    public var socketMode: mode_t = 0o660
+package struct ServerConfiguration: Sendable {
+    package var socketPath: String
+    package var socketMode: mode_t = 0o660
     /// The group that owns the socket file; the process's group when nil.
-    public var socketGroup: gid_t?
+    package var socketGroup: gid_t?
     /// Peers allowed besides root and members of the socket's group.
-    public var allowedUIDs: Set<uid_t> = []
-    public var allowedGIDs: Set<gid_t> = []
-    public var limits = ServerLimits()
+    package var allowedUIDs: Set<uid_t> = []
+    package var allowedGIDs: Set<gid_t> = []
+    package var limits = ServerLimits()
     /// Seconds to finish received requests on shutdown.
-    public var drainTimeout: Double = 30
+    package var drainTimeout: Double = 30
 
-    public init(socketPath: String) { self.socketPath = socketPath }
+    package init(socketPath: String) { self.socketPath = socketPath }
 }
 
 /// The listening half: accepts peers, checks their credentials, tracks
 /// connections, and drains them on shutdown.
-public final class VolumeServer: @unchecked Sendable {  // all state is in `state` or immutable
+package final class SocketServer: @unchecked Sendable {  // all state is in `state` or immutable
     private struct State {
         var connections: [UInt64: Connection] = [:]
         /// Open connections by peer uid, root's not counted.
@@ -67,24 +68,22 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
         var drained: (@Sendable () -> Void)?
     }
 
-    public let config: ServerConfiguration
+    package let config: ServerConfiguration
     private let dispatcher: RPCDispatcher
     private let logger: Logger
     private let listenFD: Int32
     /// True when systemd passed the socket; then the file is systemd's to remove.
     private let socketActivated: Bool
-    private let acceptQueue = DispatchQueue(label: "volumed.accept")
-    private let acceptSource: DispatchSourceRead
     private let state = Mutex(State())
     private let effectiveGroup: gid_t
     private let loops: EventLoopGroup
-    /// Accepting is paused after EMFILE/ENFILE (acceptQueue only).
-    private var acceptPaused = false
+    /// Watches the listening socket on the first event loop.
+    private var acceptor: Acceptor!
     private let acceptErrorLog = Mutex(LogRateLimiter(intervalSeconds: 10))
     private let refusalLog = Mutex(LogRateLimiter(intervalSeconds: 1))
 
     /// Binds the socket (or adopts a systemd-passed one) and starts accepting.
-    public init(config: ServerConfiguration, dispatcher: RPCDispatcher, logger: Logger) throws(SocketError) {
+    package init(config: ServerConfiguration, dispatcher: RPCDispatcher, logger: Logger) throws(SocketError) {
         self.config = config
         self.dispatcher = dispatcher
         self.logger = logger
@@ -105,17 +104,17 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
             if !socketActivated { Glibc.close(listenFD) }
             throw error
         }
-        acceptSource = DispatchSource.makeReadSource(fileDescriptor: listenFD, queue: acceptQueue)
-        acceptSource.setEventHandler { [self] in acceptPending(fromSource: true) }
-        acceptSource.resume()
+        let loop = loops.loops[0]
+        acceptor = Acceptor(fd: listenFD, loop: loop) { [unowned self] in acceptPending(fromLoop: true) }
+        loop.execute { [acceptor] in acceptor!.start() }
     }
 
-    public var connectionCount: Int { state.withLock { $0.connections.count } }
+    package var connectionCount: Int { state.withLock { $0.connections.count } }
 
     /// The socket path, or a note that systemd passed the socket.
-    public var listeningOn: String { socketActivated ? "a socket passed by systemd" : config.socketPath }
+    package var listeningOn: String { socketActivated ? "a socket passed by systemd" : config.socketPath }
 
-    private func acceptPending(fromSource: Bool = false) {
+    private func acceptPending(fromLoop: Bool = false) {
         while true {
             do {
                 guard let fd = try UnixSocket.acceptPeer(listenFD) else { return }
@@ -129,14 +128,7 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
                 // The peer stays queued, so the source fires again at once:
                 // without a pause, out of descriptors (EMFILE, ENFILE) or
                 // memory the loop would spin and log without end.
-                if fromSource, !acceptPaused {
-                    acceptPaused = true
-                    acceptSource.suspend()
-                    acceptQueue.asyncAfter(deadline: .now() + 0.1) { [self] in
-                        acceptPaused = false
-                        acceptSource.resume()
-                    }
-                }
+                if fromLoop { acceptor.pause(seconds: 0.1) }
                 return
             }
         }
@@ -217,15 +209,19 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
     /// the ones still running `ClusterTimeout`, and the connections get a
     /// moment to send those replies. Returns within the drain timeout plus
     /// about 2 s. Safe to call more than once: only the first call closes anything.
-    public func shutdown() {
+    package func shutdown() {
         let first = state.withLock { s in
             defer { s.shutDown = true }
             return !s.shutDown
         }
         // Closing the listening descriptor twice would close whatever reused its number.
         guard first else { return }
-        acceptSource.cancel()
-        acceptQueue.sync {}
+        let stopped = DispatchSemaphore(value: 0)
+        acceptor.loop.execute { [acceptor] in
+            acceptor!.stop()
+            stopped.signal()
+        }
+        stopped.wait()
         // Peers still in the listen backlog connected before the shutdown:
         // closing the socket would reset them, so they are served too.
         acceptPending()
@@ -254,4 +250,62 @@ public final class VolumeServer: @unchecked Sendable {  // all state is in `stat
             dispatcher.cutOffForShutdown()
         }
     }
+}
+
+/// The listening socket on an event loop: epoll reports pending peers, and
+/// `onReadable` accepts them and hands each to a loop. After an accept error
+/// (EMFILE, ENFILE, ENOMEM) accepting pauses, as the peer stays queued and
+/// a level-triggered epoll would report it again at once.
+final class Acceptor: EventHandler, @unchecked Sendable {  // state is touched on `loop` only
+    let fd: Int32
+    let loop: EventLoop
+    /// Apart from connection ids, which count up from 1.
+    let token = UInt64.max - 1
+    private let onReadable: () -> Void
+    private var watching = false
+    private var paused = false
+    private var stopped = false
+
+    init(fd: Int32, loop: EventLoop, onReadable: @escaping () -> Void) {
+        self.fd = fd
+        self.loop = loop
+        self.onReadable = onReadable
+    }
+
+    func start() {
+        loop.register(self)
+        setWatching(true)
+    }
+
+    func stop() {
+        stopped = true
+        setWatching(false)
+        loop.deregister(self)
+    }
+
+    /// Stops watching for `seconds`; a Dispatch timer brings it back.
+    func pause(seconds: Double) {
+        guard !paused, !stopped else { return }
+        paused = true
+        setWatching(false)
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [self] in
+            loop.execute { [self] in
+                paused = false
+                if !stopped { setWatching(true) }
+            }
+        }
+    }
+
+    private func setWatching(_ on: Bool) {
+        guard watching != on else { return }
+        loop.watch(self, events: on ? vd_epollin : 0, was: watching ? vd_epollin : nil)
+        watching = on
+    }
+
+    func handle(events: UInt32) {
+        if watching { onReadable() }
+    }
+
+    func tick() {}
+    func pollRead() -> Bool { false }
 }

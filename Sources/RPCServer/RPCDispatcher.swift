@@ -1,21 +1,21 @@
-import Ceph
 import Dispatch
 import Synchronization
 import JSONValue
+import POSIXSupport
 import Logging
-import VolumeEngine
 import VolumeProtocol
+import WorkerThreads
 
 /// A decoded, validated call, ready to run once its keys are free.
-public struct PreparedCall: Sendable {
+package struct PreparedCall: Sendable {
     /// Serialisation keys; empty for calls that need none.
-    public let keys: [String]
+    package let keys: [String]
     /// Seconds added to the request timeout for this call, for one that
     /// waits on purpose (evict's own `timeout`).
-    public let extraTime: Double
-    public let execute: @Sendable () throws -> JSONValue
+    package let extraTime: Double
+    package let execute: @Sendable () throws -> JSONValue
 
-    public init(keys: [String] = [], extraTime: Double = 0, execute: @escaping @Sendable () throws -> JSONValue) {
+    package init(keys: [String] = [], extraTime: Double = 0, execute: @escaping @Sendable () throws -> JSONValue) {
         self.keys = keys
         self.extraTime = extraTime
         self.execute = execute
@@ -24,7 +24,7 @@ public struct PreparedCall: Sendable {
 
 extension Backend {
     /// Most threads per back-end; calls beyond wait for one (and their deadline).
-    public var maxThreads: Int {
+    package var maxThreads: Int {
         switch self {
         case .fs: 256
         case .mon: 32
@@ -34,19 +34,44 @@ extension Backend {
     }
 }
 
+/// One worker pool per back-end, so a stuck MDS cannot take the threads that
+/// mon-only or OSD-only calls need. Made once by the owner of the server's
+/// life (the daemon), started, injected into the dispatcher, and shut down
+/// after the server has drained.
+package struct BackendPools: Sendable {
+    private let pools: [Backend: WorkerPool]
+
+    package init(_ pools: [Backend: WorkerPool]) {
+        precondition(Set(pools.keys) == Set(Backend.allCases), "a pool for every back-end")
+        self.pools = pools
+    }
+
+    /// The daemon's pools: `Backend.maxThreads` threads each, named `volumed-<backend>`.
+    package static func standard() -> BackendPools {
+        BackendPools(Dictionary(uniqueKeysWithValues: Backend.allCases.map {
+            ($0, WorkerPool(maxThreads: $0.maxThreads, name: "volumed-\($0.rawValue)"))
+        }))
+    }
+
+    package subscript(_ backend: Backend) -> WorkerPool { pools[backend]! }
+
+    package func start() { for b in Backend.allCases { pools[b]!.start() } }
+    package func shutdown() { for b in Backend.allCases { pools[b]!.shutdown() } }
+}
+
 /// One served method: decodes and validates params into a prepared call.
-public struct MethodHandler: Sendable {
-    public let name: String
+package struct MethodHandler: Sendable {
+    package let name: String
     /// Mutating calls are logged with the peer's identity.
-    public let mutating: Bool
+    package let mutating: Bool
     /// Inline calls never block (no cluster round trip), so they run on the
     /// event loop thread that read them instead of a worker thread.
-    public let inline: Bool
+    package let inline: Bool
     /// The thread pool the call runs on.
-    public let backend: Backend
-    public let prepare: @Sendable (Params) throws -> PreparedCall
+    package let backend: Backend
+    package let prepare: @Sendable (Params) throws -> PreparedCall
 
-    public init(
+    package init(
         _ name: String, mutating: Bool = false, inline: Bool = false, backend: Backend = .fs,
         prepare: @escaping @Sendable (Params) throws -> PreparedCall
     ) {
@@ -58,14 +83,33 @@ public struct MethodHandler: Sendable {
     }
 }
 
+/// How the service above the server turns its failures into wire errors.
+/// The default passes `RPCError`s through, maps `InvalidIdentifier` to
+/// -32602 and anything else to an `Internal` engine error.
+package typealias ErrorMapper = @Sendable (any Error) -> RPCError
+
+/// Wraps each call that runs on a worker, e.g. to count the cluster round trips
+/// it makes; returns the result and a summary for the debug log.
+package typealias CallMeasure = @Sendable (_ trace: Bool, _ body: () throws -> JSONValue) throws -> (JSONValue, String)
+
+package enum DefaultErrorMapping {
+    package static func rpcError(_ error: any Error) -> RPCError {
+        switch error {
+        case let e as RPCError: e
+        case let e as InvalidIdentifier: .invalidParams(e.description)
+        default: .engine(.internal, "internal error: \(error)")
+        }
+    }
+}
+
 /// Applies JSON-RPC 2.0 to one received line: parse, batch, notification and
 /// id rules, then runs the method on the work queue and hands back the reply bytes.
-public final class RPCDispatcher: Sendable {
-    public let methods: [String: MethodHandler]
+package final class RPCDispatcher: Sendable {
+    package let methods: [String: MethodHandler]
     let serializer = KeyedSerializer()
-    private let pools: [WorkerPool]
+    private let pools: BackendPools
     let logger: Logger
-    public let stats: ServerStats
+    package let stats: ServerStats
     /// Seconds from receipt until the caller gets `ClusterTimeout`; 0 disables.
     let requestTimeout: Double
     private let calls: DeadlineSweeper
@@ -73,34 +117,40 @@ public final class RPCDispatcher: Sendable {
     private let refusing = Atomic<Bool>(false)
     /// Calls inside `execute`, including those already answered by their deadline.
     private let executing = Atomic<Int>(0)
+    private let mapError: ErrorMapper
+    private let measure: CallMeasure
 
-    public init(methods: [MethodHandler], logger: Logger, stats: ServerStats = ServerStats(), requestTimeout: Double = 0) {
+    package init(
+        methods: [MethodHandler], pools: BackendPools, logger: Logger, stats: ServerStats = ServerStats(), requestTimeout: Double = 0,
+        mapError: @escaping ErrorMapper = DefaultErrorMapping.rpcError,
+        measure: @escaping CallMeasure = { _, body in (try body(), "") }
+    ) {
+        self.mapError = mapError
+        self.measure = measure
         self.methods = Dictionary(methods.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
-        pools = Backend.allCases.map { WorkerPool(maxThreads: $0.maxThreads, name: "volumed-\($0.rawValue)") }
+        self.pools = pools
         self.logger = logger
         self.stats = stats
         self.requestTimeout = requestTimeout
         calls = DeadlineSweeper(timeout: requestTimeout)
     }
 
-    private func pool(_ b: Backend) -> WorkerPool { pools[Backend.allCases.firstIndex(of: b)!] }
-
     /// Calls still running in the cluster, answered or not: while any is, an
     /// unmount would wait for it.
-    public var executingCount: Int { executing.load(ordering: .relaxed) }
+    package var executingCount: Int { executing.load(ordering: .relaxed) }
 
     /// Ends a shutdown's drain: answers every call not yet answered, those not
     /// started with -32003 (they never will be), those still running with
     /// `ClusterTimeout` (they may yet take effect), and refuses later calls
     /// with -32003. Returns how many of each were answered.
     @discardableResult
-    public func cutOffForShutdown() -> (queued: Int, running: Int) {
+    package func cutOffForShutdown() -> (queued: Int, running: Int) {
         refusing.store(true, ordering: .sequentiallyConsistent)
         return calls.cutOffAll()
     }
 
     /// Handles one line; `reply` is called once, with nil when nothing is to be sent.
-    public func handle(line: [UInt8], context: RequestContext, reply: @escaping @Sendable ([UInt8]?) -> Void) {
+    package func handle(line: [UInt8], context: RequestContext, reply: @escaping @Sendable ([UInt8]?) -> Void) {
         let document: JSONValue
         do {
             document = try JSONValue.parse(line)
@@ -149,7 +199,7 @@ public final class RPCDispatcher: Sendable {
         do {
             call = try method.prepare(try Params(request.params))
         } catch {
-            respond(.failure(ErrorMapping.rpcError(error)))
+            respond(.failure(mapError(error)))
             return
         }
         if method.mutating {
@@ -160,7 +210,7 @@ public final class RPCDispatcher: Sendable {
             do {
                 respond(.success(try call.execute()))
             } catch {
-                respond(.failure(ErrorMapping.rpcError(error)))
+                respond(.failure(mapError(error)))
             }
             return
         }
@@ -192,7 +242,7 @@ public final class RPCDispatcher: Sendable {
                 finish(.failure(.engine(.clusterTimeout, "shutting down: \(method.name) did not finish before the drain timeout", errno: Errno.ETIMEDOUT.rawValue, errnoName: Errno.ETIMEDOUT.name)))
             }
         }
-        serializer.submit(keys: call.keys, pool: pool(method.backend)) { [self, logger, calls] in
+        serializer.submit(keys: call.keys, pool: pools[method.backend]) { [self, logger, calls] in
             guard calls.start(ticket) else {
                 logger.info("\(method.name) not started: already answered (deadline or shutdown) before its turn")
                 return
@@ -201,13 +251,13 @@ public final class RPCDispatcher: Sendable {
             executing.add(1, ordering: .relaxed)
             defer { executing.subtract(1, ordering: .relaxed) }
             do {
-                let (result, counted) = try CallCounter.measure(trace: logger.logLevel <= .debug) { try call.execute() }
-                logger.debug("\(method.name): waited \((started.uptimeNanoseconds - received.uptimeNanoseconds) / 1000) us, ran \((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000) us; \(counted)")
+                let (result, counted) = try measure(logger.logLevel <= .debug) { try call.execute() }
+                logger.debug("\(method.name): waited \((started.uptimeNanoseconds - received.uptimeNanoseconds) / 1000) us, ran \((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000) us\(counted.isEmpty ? "" : "; " + counted)")
                 calls.remove(ticket)
                 finish(.success(result))
             } catch {
                 calls.remove(ticket)
-                let e = ErrorMapping.rpcError(error)
+                let e = mapError(error)
                 if e.code == .engineError { logger.notice("\(method.name) failed: \(e)") }
                 finish(.failure(e))
             }

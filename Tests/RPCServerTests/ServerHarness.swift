@@ -3,13 +3,14 @@ import JSONValue
 import Logging
 import TestSupport
 import VolumeProtocol
-import VolumeServer
+import RPCServer
 
-/// A real VolumeServer on a temporary socket, serving test methods instead
+/// A real SocketServer on a temporary socket, serving test methods instead
 /// of the engine, so JSON-RPC handling and limits are tested without Ceph.
 final class ServerHarness: @unchecked Sendable {
-    let server: VolumeServer
+    let server: SocketServer
     let dispatcher: RPCDispatcher
+    let pools = BackendPools.standard()
     let socketPath: String
     private let dir: String
 
@@ -74,8 +75,9 @@ final class ServerHarness: @unchecked Sendable {
                 }
             },
         ]
-        dispatcher = RPCDispatcher(methods: methods, logger: Logger(label: "test"), requestTimeout: requestTimeout)
-        server = try VolumeServer(config: config, dispatcher: dispatcher, logger: Logger(label: "test"))
+        pools.start()
+        dispatcher = RPCDispatcher(methods: methods, pools: pools, logger: Logger(label: "test"), requestTimeout: requestTimeout)
+        server = try SocketServer(config: config, dispatcher: dispatcher, logger: Logger(label: "test"))
     }
 
     let events = EventLog()
@@ -89,6 +91,7 @@ final class ServerHarness: @unchecked Sendable {
 
     deinit {
         server.shutdown()
+        pools.shutdown()
         try? FileManager.default.removeItem(atPath: dir)
     }
 }

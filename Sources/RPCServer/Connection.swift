@@ -22,12 +22,11 @@ import Darwin
 /// write side and the descriptor's life: it is closed under that lock, so a
 /// late reply never writes to a reused descriptor number.
 ///
-/// States go `created → running → draining → closing → closed`. `closing`
-/// writes what is queued, shuts down our side and reads until the peer
-/// closes too (at most 1 s), because closing an AF_UNIX socket with unread
-/// input resets it and the peer would lose our last line.
+/// Its state and timeouts are a `ConnectionStateMachine`, which decides;
+/// this class does the I/O. `closing` writes what is queued, shuts down our
+/// side and reads until the peer closes too (at most 1 s), because closing an
+/// AF_UNIX socket with unread input resets it and the peer would lose our last line.
 final class Connection: EventHandler, @unchecked Sendable {  // see above for what each field belongs to
-    enum State { case created, running, draining, closing, closed }
 
     let id: UInt64
     let fd: Int32
@@ -40,7 +39,9 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     private let onClose: @Sendable (Connection) -> Void
 
     // Loop thread only.
-    private(set) var state = State.created
+    private var machine: ConnectionStateMachine
+    var state: ConnectionStateMachine.State { machine.state }
+    private let clock: any MonotonicClock
     private var framer: LineFramer
     /// Lines read but not started: the in-flight limit was reached.
     private var pendingLines: [[UInt8]] = []
@@ -51,8 +52,6 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     private var watchingWrites = false
     /// What epoll watches for this socket; nil while it is out of the set.
     private var epollEvents: UInt32?
-    private var lastActivity = DispatchTime.now()
-    private var lingerDeadline: DispatchTime?
     /// Replies produced while a read is handled, sent together afterwards.
     private var batch: [UInt8] = []
     private var handling = false
@@ -65,7 +64,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
         var pending: [UInt8] = []
         var offset = 0
         /// When the peer stopped taking our bytes; nil while nothing waits.
-        var blockedSince: DispatchTime?
+        var blockedSince: UInt64?
         var fdClosed = false
         var failed = false
         var isEmpty: Bool { offset == pending.count }
@@ -74,8 +73,11 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
 
     init(
         id: UInt64, fd: Int32, peer: PeerCredentials?, limits: ServerLimits, dispatcher: RPCDispatcher,
-        logger: Logger, loop: EventLoop, onClose: @escaping @Sendable (Connection) -> Void
+        logger: Logger, loop: EventLoop, clock: any MonotonicClock = SystemClock(),
+        onClose: @escaping @Sendable (Connection) -> Void
     ) {
+        self.clock = clock
+        machine = ConnectionStateMachine(limits: limits, clock: clock)
         self.id = id
         self.fd = fd
         self.peer = peer
@@ -92,8 +94,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     func start() {
         loop.execute { [self] in
             precondition(state == .created)
-            state = .running
-            lastActivity = .now()
+            machine.start()
             loop.register(self)
             updateInterest()
         }
@@ -102,7 +103,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     /// Sends one error line and closes, as for a refused peer.
     func refuse(_ error: RPCError) {
         loop.execute { [self] in
-            state = .running
+            machine.start()
             loop.register(self)
             write(RPCDispatcher.encode(RPCResponse(id: .null, error: error)))
             beginClosing()
@@ -113,8 +114,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     /// answers everything received, then closes.
     func drain() {
         loop.execute { [self] in
-            guard state == .running else { return }
-            state = .draining
+            guard machine.drain() else { return }
             // Take in what is already buffered in the socket; lines beyond
             // the in-flight limit wait in pendingLines.
             while state == .draining, !peerClosedInput, readOnce() {}
@@ -131,7 +131,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
         switch state {
         case .running:
             if events & (vd_epollin | vd_epollrdhup) != 0 || hangUp, !readPaused {
-                lastActivity = .now()
+                machine.activity()
                 // One read per event: epoll is level-triggered and reports the rest.
                 _ = readOnce()
             }
@@ -141,7 +141,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
                 closeIfDone()
             }
         case .closing:
-            if hangUp && lingerDeadline == nil {
+            if hangUp && machine.lingerDeadline == nil {
                 finalClose()  // still writing, and the peer is gone: nothing more can reach it
             } else if hangUp || events & (vd_epollin | vd_epollrdhup) != 0 {
                 discardInput()  // reads what is left, then closes at the end of the stream
@@ -152,26 +152,17 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     }
 
     func tick() {
-        let now = DispatchTime.now()
-        // A worker may have set `blockedSince` after `now` was read: compare, never subtract blindly.
-        if let since = output.withLock({ $0.blockedSince }), now > since,
-            now.uptimeNanoseconds - since.uptimeNanoseconds > UInt64(limits.slowWriterTimeout * 1e9)
-        {
+        let blockedSince = output.withLock { $0.blockedSince }
+        switch machine.tick(writeBlockedSince: blockedSince, busy: inFlight > 0 || pendingHead < pendingLines.count) {
+        case .closeSlowWriter:
             logger.notice("connection \(id): peer does not read its replies, closing")
             finalClose()
-            return
-        }
-        switch state {
-        case .running:
-            if limits.idleTimeout > 0, inFlight == 0, pendingHead == pendingLines.count,
-                now.uptimeNanoseconds - lastActivity.uptimeNanoseconds >= UInt64(limits.idleTimeout * 1e9)
-            {
-                logger.debug("connection \(id) idle, closing")
-                beginClosing()
-            }
-        case .closing:
-            if let d = lingerDeadline, now >= d { finalClose() }
-        default:
+        case .closeIdle:
+            logger.debug("connection \(id) idle, closing")
+            beginClosing()
+        case .closeLingerExpired:
+            finalClose()
+        case .none:
             break
         }
     }
@@ -179,7 +170,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     func pollRead() -> Bool {
         guard state == .running, !readPaused else { return false }
         guard readOnce() else { return false }
-        lastActivity = .now()
+        machine.activity()
         return true
     }
 
@@ -264,14 +255,14 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
         handling = true
         // A peer that sends without reading would make us queue replies
         // without bound: stop starting its requests while too many wait.
-        outputBackedUp = unsentReplyBytes >= limits.maxUnsentReplyBytes
+        outputBackedUp = machine.outputBackedUp(unsentReplyBytes: unsentReplyBytes)
         while pendingHead < pendingLines.count,
-            ignoringLimit || (inFlight < limits.maxInFlightPerConnection && !outputBackedUp)
+            ignoringLimit || machine.mayStart(inFlight: inFlight, outputBackedUp: outputBackedUp)
         {
             let line = pendingLines[pendingHead]
             pendingHead += 1
             process(line: line)
-            if batch.count >= limits.maxUnsentReplyBytes { outputBackedUp = unsentReplyBytes >= limits.maxUnsentReplyBytes }
+            if batch.count >= limits.maxUnsentReplyBytes { outputBackedUp = machine.outputBackedUp(unsentReplyBytes: unsentReplyBytes) }
         }
         handling = false
         if pendingHead == pendingLines.count {
@@ -283,11 +274,14 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
             batch.removeAll(keepingCapacity: batch.count <= 64 * 1024)
             loop.armBusyPoll(for: self)
         }
-        if !outputBackedUp { outputBackedUp = unsentReplyBytes >= limits.maxUnsentReplyBytes }
-        if pendingHead < pendingLines.count || inFlight >= limits.maxInFlightPerConnection || outputBackedUp {
-            pauseReading()
-        } else if state == .running, !peerClosedInput {
-            resumeReading()
+        if !outputBackedUp { outputBackedUp = machine.outputBackedUp(unsentReplyBytes: unsentReplyBytes) }
+        switch machine.readAction(
+            inFlight: inFlight, linesWaiting: pendingHead < pendingLines.count, outputBackedUp: outputBackedUp,
+            peerClosedInput: peerClosedInput)
+        {
+        case .pause: pauseReading()
+        case .resume: resumeReading()
+        case .none: break
         }
     }
 
@@ -314,9 +308,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     }
 
     private func closeIfDone() {
-        if state == .draining || peerClosedInput, state != .closing, state != .closed, inFlight == 0,
-            pendingHead == pendingLines.count
-        {
+        if machine.shouldClose(inFlight: inFlight, linesWaiting: pendingHead < pendingLines.count, peerClosedInput: peerClosedInput) {
             beginClosing()
         }
     }
@@ -338,7 +330,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
         var events: UInt32 = 0
         switch state {
         case .running, .draining: if !readPaused { events = Self.readEvents }
-        case .closing: if lingerDeadline != nil { events = Self.readEvents }
+        case .closing: if machine.lingerDeadline != nil { events = Self.readEvents }
         case .created, .closed: break
         }
         if watchingWrites { events |= vd_epollout }
@@ -360,7 +352,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
             } else {
                 o.pending += bytes
             }
-            return Self.sendPending(fd, &o)
+            return Self.sendPending(fd, &o, clock)
         }
         if needsWatch {
             if loop.inLoop { watchWrites(true) } else { loop.execute { [self] in watchWrites(true) } }
@@ -368,7 +360,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     }
 
     /// Sends from `o` until done or the socket is full; true when bytes wait.
-    private static func sendPending(_ fd: Int32, _ o: inout Output) -> Bool {
+    private static func sendPending(_ fd: Int32, _ o: inout Output, _ clock: any MonotonicClock) -> Bool {
         while !o.isEmpty {
             let n = retryingOnInterrupt {
                 o.pending.withUnsafeBytes { b in
@@ -380,7 +372,7 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
                 continue
             }
             if n < 0, errno == EAGAIN || errno == EWOULDBLOCK {
-                if o.blockedSince == nil { o.blockedSince = .now() }
+                if o.blockedSince == nil { o.blockedSince = clock.now() }
                 return true
             }
             o.failed = true  // the peer is gone; the read side notices
@@ -401,14 +393,14 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     }
 
     private func flushFromLoop() {
-        let waiting = output.withLock { o in o.fdClosed ? false : Self.sendPending(fd, &o) }
+        let waiting = output.withLock { o in o.fdClosed ? false : Self.sendPending(fd, &o, clock) }
         if !waiting {
             watchWrites(false)
-            if state == .closing, lingerDeadline == nil { shutDownOurSide() }
+            if state == .closing, machine.lingerDeadline == nil { shutDownOurSide() }
         }
         // The peer took some replies: start what waits and read again.
         if outputBackedUp, state == .running || state == .draining,
-            unsentReplyBytes < limits.maxUnsentReplyBytes
+            !machine.outputBackedUp(unsentReplyBytes: unsentReplyBytes)
         {
             startPendingLines()
             closeIfDone()
@@ -420,12 +412,13 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     /// Stops taking requests; once queued replies are out, shuts down our
     /// side and lingers (see the type's comment).
     private func beginClosing() {
-        guard state != .closing, state != .closed else { return }
-        if state == .created {
+        switch machine.beginClosing() {
+        case .none: return
+        case .closeNow:
             finalClose()
             return
+        case .beginClosing: break
         }
-        state = .closing
         if output.withLock({ !$0.isEmpty && !$0.failed }) {
             watchWrites(true)  // flushFromLoop shuts our side down once written
             updateInterest()
@@ -436,13 +429,13 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
 
     private func shutDownOurSide() {
         Glibc.shutdown(fd, Int32(SHUT_WR))
-        lingerDeadline = .now() + 1
+        machine.shutDownOurSide()
         updateInterest()
         discardInput()
     }
 
     private func discardInput() {
-        guard lingerDeadline != nil else { return }  // still writing
+        guard machine.lingerDeadline != nil else { return }  // still writing
         var scratch = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
             let n = retryingOnInterrupt { scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
@@ -454,11 +447,11 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
     }
 
     private func finalClose() {
-        guard state != .closed else { return }
+        let was = state
+        guard machine.close() else { return }
         if epollEvents != nil { loop.watch(self, events: 0, was: epollEvents) }
         epollEvents = nil
-        if state != .created { loop.deregister(self) }
-        state = .closed
+        if was != .created { loop.deregister(self) }
         output.withLock { o in
             o.fdClosed = true
             o.pending = []

@@ -4,19 +4,19 @@ import Glibc
 import POSIXSupport
 
 /// A failed socket system call.
-public struct SocketError: Error, Sendable, CustomStringConvertible {
-    public let operation: String
-    public let path: String?
-    public let errno: Errno
+package struct SocketError: Error, Sendable, CustomStringConvertible {
+    package let operation: String
+    package let path: String?
+    package let errno: Errno
 
     /// `errno` as the C library set it.
-    public init(operation: String, path: String?, errno: Int32) {
+    package init(operation: String, path: String?, errno: Int32) {
         self.operation = operation
         self.path = path
         self.errno = Errno(rawValue: errno)
     }
 
-    public var description: String {
+    package var description: String {
         let what = path.map { "\(operation) \($0)" } ?? operation
         return "\(what): \(errno.message)"
     }
@@ -33,13 +33,13 @@ func syscall<T: SignedInteger>(_ operation: String, _ path: String? = nil, _ bod
 }
 
 /// The credentials of a connected peer (SO_PEERCRED).
-public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
-    public let pid: Int32
-    public let uid: UInt32
-    public let gid: UInt32
+package struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
+    package let pid: Int32
+    package let uid: UInt32
+    package let gid: UInt32
     /// Supplementary groups (SO_PEERGROUPS), so group membership counts, not only the primary group.
-    public var groups: [UInt32] = []
-    public var description: String { "pid=\(pid) uid=\(uid) gid=\(gid)" }
+    package var groups: [UInt32] = []
+    package var description: String { "pid=\(pid) uid=\(uid) gid=\(gid)" }
 }
 
 enum UnixSocket {

@@ -1,6 +1,6 @@
 import Dispatch
 import Synchronization
-import VolumeEngine
+import WorkerThreads
 
 /// Runs work that declares keys (`auth:<id>`, `volume:<group>/<vol>`, ...)
 /// such that two calls sharing a key never overlap and run in arrival order,
@@ -15,7 +15,7 @@ import VolumeEngine
 ///
 /// Each call names the pool it runs on, so calls on different back-ends
 /// share the keys' order but not their threads.
-public final class KeyedSerializer: Sendable {
+package final class KeyedSerializer: Sendable {
     private struct Ticket {
         let keys: [String]
         let pool: WorkerPool
@@ -34,7 +34,7 @@ public final class KeyedSerializer: Sendable {
     init() {}
 
     /// The order keys are listed in: auth before group before volume, as the seed takes its locks.
-    public static func ordered(_ keys: [String]) -> [String] {
+    package static func ordered(_ keys: [String]) -> [String] {
         func rank(_ k: String) -> Int {
             for (i, p) in ["auth:", "group:", "volume:", "volume_id:", "pool:"].enumerated() where k.hasPrefix(p) { return i }
             return 9
@@ -43,7 +43,7 @@ public final class KeyedSerializer: Sendable {
     }
 
     /// Runs `work` on `pool` once all `keys` are free.
-    public func submit(keys: [String], pool: WorkerPool, _ work: @escaping @Sendable () -> Void) {
+    package func submit(keys: [String], pool: WorkerPool, _ work: @escaping @Sendable () -> Void) {
         if keys.isEmpty {
             pool.submit(work)
             return
@@ -63,7 +63,7 @@ public final class KeyedSerializer: Sendable {
     }
 
     /// The number of calls waiting for or holding keys.
-    public var pendingCount: Int { state.withLock { $0.tickets.count } }
+    package var pendingCount: Int { state.withLock { $0.tickets.count } }
 
     private func start(work: @escaping @Sendable () -> Void, keys: [String], pool: WorkerPool) {
         pool.submit { [self] in

@@ -1,11 +1,12 @@
 import JSONValue
+import RPCServer
 import VolumeEngine
 import VolumeProtocol
 
 extension MethodHandler {
     /// Serves method type `M`: its name, mutating flag, back-end and keys come
     /// from the type; `run` maps the decoded, validated call onto the engine.
-    public init<M: RPCMethod>(_: M.Type, run: @escaping @Sendable (M) throws -> M.Result) {
+    package init<M: RPCMethod>(_: M.Type, run: @escaping @Sendable (M) throws -> M.Result) {
         self.init(M.name, mutating: M.mutating, inline: M.inline, backend: M.backend) { p in
             let call = try M(params: p)
             return PreparedCall(keys: call.keys.map(\.description), extraTime: call.extraTime) {
@@ -16,8 +17,8 @@ extension MethodHandler {
 }
 
 /// The method table: each method type of the contract mapped onto the engine.
-public enum EngineMethods {
-    public static func handlers(engine e: VolumeEngine, stats: ServerStats) -> [MethodHandler] {
+package enum EngineMethods {
+    package static func handlers(engine e: VolumeEngine, stats: ServerStats) -> [MethodHandler] {
         [
             MethodHandler(PingRequest.self) { _ in "pong" },
             MethodHandler(ServerInfoRequest.self) { _ in

@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 import TestSupport
 import VolumeProtocol
-import VolumeServer
+import RPCServer
 
 @Suite("Keyed serialisation")
 struct KeyedSerializationTests {

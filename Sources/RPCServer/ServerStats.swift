@@ -2,20 +2,20 @@ import Dispatch
 import Synchronization
 
 /// Live counters for `server_info`, updated without locks.
-public final class ServerStats: Sendable {
+package final class ServerStats: Sendable {
     let connections = Atomic<Int>(0)
     let inFlight = Atomic<Int>(0)
     /// Bytes every connection holds for lines not yet complete (buffer
     /// capacity), checked against `ServerLimits.lineBufferBudget`.
     let bufferedLineBytes = Atomic<Int>(0)
-    public let startedAt = ContinuousClock.now
+    package let startedAt = ContinuousClock.now
 
-    public init() {}
+    package init() {}
 
-    public var connectionCount: Int { connections.load(ordering: .relaxed) }
-    public var inFlightCount: Int { inFlight.load(ordering: .relaxed) }
-    public var bufferedLineByteCount: Int { bufferedLineBytes.load(ordering: .relaxed) }
-    public var uptimeSeconds: Double {
+    package var connectionCount: Int { connections.load(ordering: .relaxed) }
+    package var inFlightCount: Int { inFlight.load(ordering: .relaxed) }
+    package var bufferedLineByteCount: Int { bufferedLineBytes.load(ordering: .relaxed) }
+    package var uptimeSeconds: Double {
         let d = ContinuousClock.now - startedAt
         return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }

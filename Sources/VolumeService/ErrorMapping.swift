@@ -3,8 +3,8 @@ import VolumeEngine
 import VolumeProtocol
 
 /// The one place where failures become wire errors.
-enum ErrorMapping {
-    static func rpcError(_ error: any Error) -> RPCError {
+package enum ErrorMapping {
+    package static func rpcError(_ error: any Error) -> RPCError {
         switch error {
         case let e as RPCError:
             return e

@@ -11,13 +11,13 @@ import POSIXSupport
 /// that key (and no more: another cluster or cephx ID is no clash) is
 /// claimed on the host first: by binding an abstract Unix socket named after
 /// it, which the kernel releases when the process dies, however it dies.
-public final class InstanceLock: Sendable {
+package final class InstanceLock: Sendable {
     private let fd: Int32
-    public let name: String
+    package let name: String
 
     /// Claims (`fsid`, `id`, `name`); fails with EADDRINUSE when a live
     /// process holds it.
-    public init(fsid: String, id: String, name: String) throws(SocketError) {
+    package init(fsid: String, id: String, name: String) throws(SocketError) {
         self.name = name
         let label = Array(Self.label(fsid: fsid, id: id, name: name).utf8)
         // The abstract namespace: no file, released with the process.
