@@ -95,12 +95,17 @@ let package = Package(
         .testTarget(name: "VolumeProtocolTests", dependencies: ["VolumeProtocol", "JSONValue"]),
         .testTarget(
             name: "RPCServerTests",
-            dependencies: ["RPCServer", "WorkerThreads", "VolumeProtocol", "JSONValue", "TestSupport",
-                           .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "RPCServer", "WorkerThreads", "VolumeProtocol", "JSONValue", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
-        .testTarget(name: "VolumeClientTests", dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport", "POSIXSupport"]),
+        .testTarget(
+            name: "VolumeClientTests", dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport", "POSIXSupport"]),
         .testTarget(name: "VolumeEngineTests", dependencies: ["VolumeEngine", "WorkerThreads", "Ceph", "JSONValue", "TestSupport"]),
-        .testTarget(name: "FaultTests", dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport", "Ceph", "cephfs-volumed", "rpc-cli"]),
+        .testTarget(
+            name: "FaultTests",
+            dependencies: ["VolumeClient", "VolumeProtocol", "JSONValue", "TestSupport", "Ceph", "cephfs-volumed", "rpc-cli"]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [

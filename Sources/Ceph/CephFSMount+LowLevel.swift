@@ -263,7 +263,8 @@ public final class InodeHandle: @unchecked Sendable {
         guard let existing = try lookupIfExists(name) else { return }
         defer { existing.close() }
         if existing.stat.isDirectory {
-            throw CephError(errno: .EISDIR, operation: "replace", target: child(name), detail: "a directory is in the way; it is not replaced")
+            throw CephError(
+                errno: .EISDIR, operation: "replace", target: child(name), detail: "a directory is in the way; it is not replaced")
         }
         try ignoring(.ENOENT) { () throws(CephError) in try unlink(name) }
     }

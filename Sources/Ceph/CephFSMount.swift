@@ -460,21 +460,24 @@ public final class CephFSMount: @unchecked Sendable {
     public func mdsCommand(_ target: String, _ args: [String: JSONValue]) throws(CephError) -> CommandOutput {
         let prefix = args["prefix"]?.stringValue ?? "?"
         let cmd = encodeCommand(args)
-        return try CallCounter.timed(\.mds, "mds \(prefix)") { () throws(CephError) -> CommandOutput in try run("mds command", counted: false) { m throws(CephError) in
-            var outbuf: UnsafeMutablePointer<CChar>?
-            var outlen = 0
-            var outs: UnsafeMutablePointer<CChar>?
-            var outslen = 0
-            let r: Int32 = cmd.withCString { c in
-                var cmds: [UnsafePointer<CChar>?] = [c]
-                return vd_mds_command(m, target, &cmds, 1, nil, 0, &outbuf, &outlen, &outs, &outslen)
+        return try CallCounter.timed(\.mds, "mds \(prefix)") { () throws(CephError) -> CommandOutput in
+            try run("mds command", counted: false) { m throws(CephError) in
+                var outbuf: UnsafeMutablePointer<CChar>?
+                var outlen = 0
+                var outs: UnsafeMutablePointer<CChar>?
+                var outslen = 0
+                let r: Int32 = cmd.withCString { c in
+                    var cmds: [UnsafePointer<CChar>?] = [c]
+                    return vd_mds_command(m, target, &cmds, 1, nil, 0, &outbuf, &outlen, &outs, &outslen)
+                }
+                let data = takeBuffer(outbuf, outlen, free: vd_buffer_free)
+                let status = String(decoding: takeBuffer(outs, outslen, free: vd_buffer_free), as: UTF8.self)
+                if r < 0 {
+                    throw CephError(
+                        errno: Errno(rawValue: -r), operation: "mds command '\(prefix)'", target: "mds \(target)", detail: status)
+                }
+                return CommandOutput(data: data, status: status)
             }
-            let data = takeBuffer(outbuf, outlen, free: vd_buffer_free)
-            let status = String(decoding: takeBuffer(outs, outslen, free: vd_buffer_free), as: UTF8.self)
-            if r < 0 {
-                throw CephError(errno: Errno(rawValue: -r), operation: "mds command '\(prefix)'", target: "mds \(target)", detail: status)
-            }
-            return CommandOutput(data: data, status: status)
-        } }
+        }
     }
 }

@@ -146,11 +146,12 @@ public final class DirectoryStream: @unchecked Sendable {
 
 extension DirectoryEntry.Kind {
     init(dType: UInt8) {
-        self = switch dType {
-        case 4: .directory  // DT_DIR
-        case 8: .file  // DT_REG
-        case 10: .symlink  // DT_LNK
-        default: .other
-        }
+        self =
+            switch dType {
+            case 4: .directory  // DT_DIR
+            case 8: .file  // DT_REG
+            case 10: .symlink  // DT_LNK
+            default: .other
+            }
     }
 }

@@ -53,11 +53,12 @@ public final class RadosCluster: @unchecked Sendable {
             if let conf = options.confPath {
                 try check(rados_conf_read_file(h, conf), "read conf", conf)
             }
-            let settings: [(String, String)] = [
-                ("rados_mon_op_timeout", String(options.monOpTimeout)),
-                ("rados_osd_op_timeout", String(options.osdOpTimeout)),
-                ("client_mount_timeout", String(options.mountTimeout)),
-            ] + options.extraConfig
+            let settings: [(String, String)] =
+                [
+                    ("rados_mon_op_timeout", String(options.monOpTimeout)),
+                    ("rados_osd_op_timeout", String(options.osdOpTimeout)),
+                    ("client_mount_timeout", String(options.mountTimeout)),
+                ] + options.extraConfig
             for (key, value) in settings {
                 try check(rados_conf_set(h, key, value), "conf_set", key)
             }

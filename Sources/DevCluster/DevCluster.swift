@@ -57,7 +57,9 @@ public struct ProcessResult: Sendable {
 /// Runs an executable to completion, with a time limit. Output goes to
 /// temporary files, not pipes: Foundation's Process can close a pipe's
 /// descriptors twice when several processes start at once.
-public func runProcess(_ path: String, _ arguments: [String], timeout: TimeInterval = 60, environment: [String: String]? = nil) throws -> ProcessResult {
+public func runProcess(_ path: String, _ arguments: [String], timeout: TimeInterval = 60, environment: [String: String]? = nil) throws
+    -> ProcessResult
+{
     let dir = NSTemporaryDirectory() + "volumed-run-" + UUID().uuidString.prefix(8)
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -73,7 +73,8 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
 
     public init(_ value: Double) {
         precondition(value.isFinite, "JSON has no NaN or infinity")
-        self.text = value == value.rounded() && abs(value) < 1e15
+        self.text =
+            value == value.rounded() && abs(value) < 1e15
             ? String(Int64(value)) : String(value)
     }
 

@@ -205,9 +205,11 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
             if state == .running || state == .draining {
                 startPendingLines(ignoringLimit: true)
                 logger.notice("connection \(id): partial lines of all peers exceed \(limits.lineBufferBudget) bytes, closing")
-                write(RPCDispatcher.encode(RPCResponse(
-                    id: .null,
-                    error: RPCError(code: .limitExceeded, message: "server is buffering too many partial lines; try again later"))))
+                write(
+                    RPCDispatcher.encode(
+                        RPCResponse(
+                            id: .null,
+                            error: RPCError(code: .limitExceeded, message: "server is buffering too many partial lines; try again later"))))
                 beginClosing()
             }
         }
@@ -241,8 +243,10 @@ final class Connection: EventHandler, @unchecked Sendable {  // see above for wh
                 // Answer what came before the long line, refuse it, and close.
                 startPendingLines(ignoringLimit: true)
                 logger.notice("connection \(id): line longer than \(limits.maxLineLength) bytes, closing")
-                write(RPCDispatcher.encode(RPCResponse(
-                    id: .null, error: RPCError(code: .limitExceeded, message: "line exceeds \(limits.maxLineLength) bytes"))))
+                write(
+                    RPCDispatcher.encode(
+                        RPCResponse(
+                            id: .null, error: RPCError(code: .limitExceeded, message: "line exceeds \(limits.maxLineLength) bytes"))))
                 beginClosing()
                 return
             }

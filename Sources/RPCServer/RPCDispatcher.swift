@@ -1,8 +1,8 @@
 import Dispatch
-import Synchronization
 import JSONValue
-import POSIXSupport
 import Logging
+import POSIXSupport
+import Synchronization
 import VolumeProtocol
 import WorkerThreads
 
@@ -48,9 +48,11 @@ package struct BackendPools: Sendable {
 
     /// The daemon's pools: `Backend.maxThreads` threads each, named `volumed-<backend>`.
     package static func standard() -> BackendPools {
-        BackendPools(Dictionary(uniqueKeysWithValues: Backend.allCases.map {
-            ($0, WorkerPool(maxThreads: $0.maxThreads, name: "volumed-\($0.rawValue)"))
-        }))
+        BackendPools(
+            Dictionary(
+                uniqueKeysWithValues: Backend.allCases.map {
+                    ($0, WorkerPool(maxThreads: $0.maxThreads, name: "volumed-\($0.rawValue)"))
+                }))
     }
 
     package subscript(_ backend: Backend) -> WorkerPool { pools[backend]! }
@@ -235,11 +237,19 @@ package final class RPCDispatcher: Sendable {
         let ticket = calls.add(extraTime: call.extraTime) { [requestTimeout] cutoff in
             switch cutoff {
             case .deadline:
-                finish(.failure(.engine(.clusterTimeout, "\(method.name) did not finish within \(requestTimeout + call.extraTime) s", errno: Errno.ETIMEDOUT.rawValue, errnoName: Errno.ETIMEDOUT.name)))
+                finish(
+                    .failure(
+                        .engine(
+                            .clusterTimeout, "\(method.name) did not finish within \(requestTimeout + call.extraTime) s",
+                            errno: Errno.ETIMEDOUT.rawValue, errnoName: Errno.ETIMEDOUT.name)))
             case .shutdownQueued:
                 finish(.failure(RPCError(code: .shuttingDown, message: "shutting down: \(method.name) not started")))
             case .shutdownRunning:
-                finish(.failure(.engine(.clusterTimeout, "shutting down: \(method.name) did not finish before the drain timeout", errno: Errno.ETIMEDOUT.rawValue, errnoName: Errno.ETIMEDOUT.name)))
+                finish(
+                    .failure(
+                        .engine(
+                            .clusterTimeout, "shutting down: \(method.name) did not finish before the drain timeout",
+                            errno: Errno.ETIMEDOUT.rawValue, errnoName: Errno.ETIMEDOUT.name)))
             }
         }
         serializer.submit(keys: call.keys, pool: pools[method.backend]) { [self, logger, calls] in
@@ -252,7 +262,9 @@ package final class RPCDispatcher: Sendable {
             defer { executing.subtract(1, ordering: .relaxed) }
             do {
                 let (result, counted) = try measure(logger.logLevel <= .debug) { try call.execute() }
-                logger.debug("\(method.name): waited \((started.uptimeNanoseconds - received.uptimeNanoseconds) / 1000) us, ran \((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000) us\(counted.isEmpty ? "" : "; " + counted)")
+                logger.debug(
+                    "\(method.name): waited \((started.uptimeNanoseconds - received.uptimeNanoseconds) / 1000) us, ran \((DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000) us\(counted.isEmpty ? "" : "; " + counted)"
+                )
                 calls.remove(ticket)
                 finish(.success(result))
             } catch {

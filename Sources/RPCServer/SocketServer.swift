@@ -167,7 +167,8 @@ package final class SocketServer: @unchecked Sendable {  // all state is in `sta
         if let refusal {
             if let dropped = refusalLog.withLock({ $0.admit() }) {
                 logger.notice(
-                    "refusing connection from \(peer?.description ?? "unknown peer"): \(refusal.message)\(dropped > 0 ? " (\(dropped) more refused since the last report)" : "")")
+                    "refusing connection from \(peer?.description ?? "unknown peer"): \(refusal.message)\(dropped > 0 ? " (\(dropped) more refused since the last report)" : "")"
+                )
             }
             conn.refuse(refusal)
         } else {
@@ -242,7 +243,9 @@ package final class SocketServer: @unchecked Sendable {  // all state is in `sta
         for c in connections { c.drain() }
         if done.wait(timeout: deadline) == .timedOut {
             let (queued, running) = dispatcher.cutOffForShutdown()
-            logger.warning("drain timeout passed: \(queued) calls not started answered -32003, \(running) still running in the cluster answered ClusterTimeout")
+            logger.warning(
+                "drain timeout passed: \(queued) calls not started answered -32003, \(running) still running in the cluster answered ClusterTimeout"
+            )
             if done.wait(timeout: .now() + 2) == .timedOut {
                 logger.warning("closing \(connectionCount) connections that did not finish")
             }

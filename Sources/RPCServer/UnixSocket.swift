@@ -1,7 +1,8 @@
+import POSIXSupport
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import POSIXSupport
 
 /// A failed socket system call.
 package struct SocketError: Error, Sendable, CustomStringConvertible {

@@ -22,7 +22,8 @@ public enum ByteSize {
         public var description: String {
             switch self {
             case .empty: "empty size"
-            case .invalid(let s): "invalid size '\(s)': expected bytes, or a number with a unit K, M, G, T or P (such as 10GiB, 512M, 1.5TiB)"
+            case .invalid(let s):
+                "invalid size '\(s)': expected bytes, or a number with a unit K, M, G, T or P (such as 10GiB, 512M, 1.5TiB)"
             case .overflow(let s): "size '\(s)' is too large (the maximum is \(Int64.max) bytes)"
             }
         }
@@ -41,13 +42,19 @@ public enum ByteSize {
         let chars = Array(s)
         var i = 0
         var whole: [Character] = []
-        while i < chars.count, chars[i].isASCII, chars[i].isNumber { whole.append(chars[i]); i += 1 }
+        while i < chars.count, chars[i].isASCII, chars[i].isNumber {
+            whole.append(chars[i])
+            i += 1
+        }
         var fraction: [Character] = []
         var hasPoint = false
         if i < chars.count, chars[i] == "." {
             hasPoint = true
             i += 1
-            while i < chars.count, chars[i].isASCII, chars[i].isNumber { fraction.append(chars[i]); i += 1 }
+            while i < chars.count, chars[i].isASCII, chars[i].isNumber {
+                fraction.append(chars[i])
+                i += 1
+            }
         }
         if whole.isEmpty && fraction.isEmpty { throw .invalid(text) }
         if hasPoint && fraction.isEmpty { throw .invalid(text) }

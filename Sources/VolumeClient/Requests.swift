@@ -1,8 +1,9 @@
 import JSONValue
 import VolumeProtocol
+
+@_exported import struct VolumeProtocol.AuthorizedID
 // The result types live with the contract; users of this library keep them.
 @_exported import struct VolumeProtocol.ServerInfo
-@_exported import struct VolumeProtocol.AuthorizedID
 
 /// A method name with its params, as the typed client and `rpc-cli` send them.
 ///

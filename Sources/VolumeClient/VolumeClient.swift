@@ -164,8 +164,9 @@ public final class VolumeClient: Sendable {
         _ volume: VolumePath, size: Int64? = nil, dataIsolated: Bool = false, namespaceIsolated: Bool = true,
         mode: UInt32 = VolumeClient.defaultMode
     ) async throws -> String {
-        try await send(CreateVolumeRequest(
-            volume: volume.ref, size: size, dataIsolated: dataIsolated, namespaceIsolated: namespaceIsolated, mode: mode))
+        try await send(
+            CreateVolumeRequest(
+                volume: volume.ref, size: size, dataIsolated: dataIsolated, namespaceIsolated: namespaceIsolated, mode: mode))
     }
 
     /// Moves a volume to the trash, where ``purgeVolume(_:dataIsolated:)``
@@ -215,9 +216,10 @@ public final class VolumeClient: Sendable {
         _ volume: VolumePath, authID: String, readonly: Bool = false, tenantID: String? = nil,
         allowExistingID: Bool = false
     ) async throws -> String? {
-        try await send(AuthorizeRequest(
-            volume: volume.ref, authID: AuthID(unchecked: authID), readonly: readonly,
-            tenantID: tenantID.map { TenantID(unchecked: $0) }, allowExistingID: allowExistingID))
+        try await send(
+            AuthorizeRequest(
+                volume: volume.ref, authID: AuthID(unchecked: authID), readonly: readonly,
+                tenantID: tenantID.map { TenantID(unchecked: $0) }, allowExistingID: allowExistingID))
     }
 
     /// Takes a volume's access away from `client.<authID>`; the cephx ID is
@@ -265,20 +267,23 @@ public final class VolumeClient: Sendable {
     public func createSnapshotGroup(
         _ groupID: String, snapshotName: String, mode: UInt32 = VolumeClient.defaultMode
     ) async throws {
-        try await send(CreateSnapshotGroupRequest(
-            groupID: GroupID(unchecked: groupID), snapshotName: SnapshotName(unchecked: snapshotName), mode: mode))
+        try await send(
+            CreateSnapshotGroupRequest(
+                groupID: GroupID(unchecked: groupID), snapshotName: SnapshotName(unchecked: snapshotName), mode: mode))
     }
 
     /// Removes a snapshot of a group. A missing snapshot is not an error.
     public func destroySnapshotGroup(_ groupID: String, snapshotName: String) async throws {
-        try await send(DestroySnapshotGroupRequest(groupID: GroupID(unchecked: groupID), snapshotName: SnapshotName(unchecked: snapshotName)))
+        try await send(
+            DestroySnapshotGroupRequest(groupID: GroupID(unchecked: groupID), snapshotName: SnapshotName(unchecked: snapshotName)))
     }
 
     /// Copies the contents of a snapshot of `source` into the existing volume
     /// `destination`.
     public func cloneVolumeToExisting(destination: VolumePath, source: VolumePath, snapshotName: String) async throws {
-        try await send(CloneVolumeToExistingRequest(
-            destination: destination.ref, source: source.ref, snapshotName: SnapshotName(unchecked: snapshotName)))
+        try await send(
+            CloneVolumeToExistingRequest(
+                destination: destination.ref, source: source.ref, snapshotName: SnapshotName(unchecked: snapshotName)))
     }
 
     // MARK: RADOS objects

@@ -194,14 +194,16 @@ extension VolumeEngine {
     ) throws(VolumeError) -> String? {
         try engineCall {
             if authID == config.cluster.id {
-                throw VolumeError(.volumeClientError, "auth ID: \(authID) is the service's own identity and cannot be authorized", errno: .EPERM)
+                throw VolumeError(
+                    .volumeClientError, "auth ID: \(authID) is the service's own identity and cannot be authorized", errno: .EPERM)
             }
             guard let directory = try fs.statIfExists(layout.volumePath(volume)) else {
                 throw VolumeError(.objectNotFound, "volume \(volume) does not exist", errno: .ENOENT)
             }
             // A volume's layout is set when it is made and never changes; known
             // layouts need no helper thread.
-            let caps = layouts.withLock({ $0[directory.inode] }) != nil
+            let caps =
+                layouts.withLock({ $0[directory.inode] }) != nil
                 ? Overlapped(value: try volumeCaps(volume, readonly: readonly, inode: directory.inode))
                 : overlapped { [self] in try volumeCaps(volume, readonly: readonly, inode: directory.inode) }
             let key = try withLock(layout.authMetadataPath(authID)) { authLock -> String in
@@ -293,7 +295,8 @@ extension VolumeEngine {
         if !volumeCaps.want.osd.contains(" namespace=") {
             // The seed's semantics, kept; see "Grants, tenants and volume lifetimes" in the protocol README.
             logger.warning(
-                "authorize: \(volume) has no RADOS namespace: client.\(authID) gets '\(volumeCaps.want.osd)', which reaches every object in that pool, other volumes' files included")
+                "authorize: \(volume) has no RADOS namespace: client.\(authID) gets '\(volumeCaps.want.osd)', which reaches every object in that pool, other volumes' files included"
+            )
         }
         let key = try authorizeCeph(authID: authID, caps: volumeCaps, existing: try existing())
         CrashPoint.authorizeCapsUpdated.reach()
@@ -398,7 +401,9 @@ extension VolumeEngine {
         let path = layout.volumePath(volume)
         let reply = Result { () throws(CephError) in try cluster.monJSON(["prefix": "auth ls"]) }
         if case .failure(let error) = reply, error.errno == .EACCES || error.errno == .EPERM {
-            logger.warning("create_volume: no mon cap for 'auth ls' (\(error)); reading every auth metadata file instead. Add allow command \"auth ls\" to the service's mon caps.")
+            logger.warning(
+                "create_volume: no mon cap for 'auth ls' (\(error)); reading every auth metadata file instead. Add allow command \"auth ls\" to the service's mon caps."
+            )
             return try authIDsRecording(volume)
         }
         let dump = try reply.get()

@@ -1,7 +1,8 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// A test-only hook: the daemon kills itself with SIGKILL when it reaches
 /// the armed step, so tests can prove that recovery converges from every

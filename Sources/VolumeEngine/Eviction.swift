@@ -12,7 +12,8 @@ extension VolumeEngine {
             // Evicting our own ID would evict this daemon's session (and every
             // other daemon of the service); refused as authorize refuses it.
             if authID == config.cluster.id {
-                throw VolumeError(.volumeClientError, "auth ID: \(authID) is the service's own identity and cannot be evicted", errno: .EPERM)
+                throw VolumeError(
+                    .volumeClientError, "auth ID: \(authID) is the service's own identity and cannot be evicted", errno: .EPERM)
             }
             try evictSessions(filters: ["auth_name=\(authID)"], within: volume.map { layout.volumePath($0) }, timeout: timeout)
         }
@@ -56,7 +57,9 @@ extension VolumeEngine {
         guard !failures.isEmpty else { return }
         let spec = (filters + (root.map { ["client_metadata.root=\($0)"] } ?? [])).joined(separator: ", ")
         if failures.allSatisfy(\.isTimeout) {
-            throw VolumeError(.clusterTimeout, "timed out evicting clients with \(spec): " + failures.map(\.message).joined(separator: "; "), errno: .ETIMEDOUT)
+            throw VolumeError(
+                .clusterTimeout, "timed out evicting clients with \(spec): " + failures.map(\.message).joined(separator: "; "),
+                errno: .ETIMEDOUT)
         }
         throw VolumeError(.evictionError, "Failed to evict client with \(spec): " + failures.map(\.message).joined(separator: "; "))
     }
@@ -122,7 +125,10 @@ extension VolumeEngine {
 
 /// Per-rank outcomes; a rank that has not reported counts as timed out.
 private final class RankResults: @unchecked Sendable {
-    struct Failure { let message: String; let isTimeout: Bool }
+    struct Failure {
+        let message: String
+        let isTimeout: Bool
+    }
     private let lock = NSLock()
     private var slots: [Failure?]
     private var done: [Bool]

@@ -1,6 +1,7 @@
+import VolumeProtocol
+
 // The rules live in VolumeProtocol (IdentifierRules), where params are decoded.
 @_exported import struct VolumeProtocol.InvalidIdentifier
-import VolumeProtocol
 
 /// Validation of every name that ends up in a path, a metadata file name, a
 /// cephx entity or a RADOS namespace, for the engine's own inputs (its

@@ -12,7 +12,8 @@ enum MetadataVersion {
         if compat > Int64(current) {
             throw VolumeError(
                 .volumeClientError,
-                "The current version of CephFSVolumeClient, version \(current) does not support the required feature. Need version \(compat) or greater (\(path))")
+                "The current version of CephFSVolumeClient, version \(current) does not support the required feature. Need version \(compat) or greater (\(path))"
+            )
         }
     }
 }

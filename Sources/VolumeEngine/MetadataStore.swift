@@ -1,7 +1,7 @@
-import WorkerThreads
 import Ceph
 import JSONValue
 import Synchronization
+import WorkerThreads
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
-import WorkerThreads
 import Ceph
 import Dispatch
+import WorkerThreads
 
 /// A cluster call started on a helper thread while the caller goes on, so
 /// independent round trips overlap instead of adding up. `wait()` returns its

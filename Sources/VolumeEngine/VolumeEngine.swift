@@ -1,8 +1,8 @@
-import WorkerThreads
 import Ceph
 import JSONValue
 import Logging
 import Synchronization
+import WorkerThreads
 
 /// The port of CephFSVolumeClient: one connection to the cluster and one
 /// CephFS mount, shared by every request. Thread-safe; callers serialise

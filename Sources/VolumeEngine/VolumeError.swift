@@ -24,11 +24,12 @@ extension VolumeError {
     /// A Ceph failure as the engine reports it: timeouts and missing objects
     /// get their own kinds, anything else is a cluster error.
     public init(cephError e: CephError) {
-        let kind: Kind = switch e.errno {
-        case .ETIMEDOUT: .clusterTimeout
-        case .ENOENT: .objectNotFound
-        default: .clusterError
-        }
+        let kind: Kind =
+            switch e.errno {
+            case .ETIMEDOUT: .clusterTimeout
+            case .ENOENT: .objectNotFound
+            default: .clusterError
+            }
         self.init(kind, e.description, errno: e.errno)
     }
 

@@ -200,7 +200,8 @@ extension VolumeEngine {
                 if pending.isEmpty { break }
                 if round >= 10 {
                     throw VolumeError(
-                        .volumeClientError, "delete_volume: \(volume) keeps being authorized (\(pending.joined(separator: ", "))); try again",
+                        .volumeClientError,
+                        "delete_volume: \(volume) keeps being authorized (\(pending.joined(separator: ", "))); try again",
                         errno: .EBUSY)
                 }
             }
@@ -223,7 +224,7 @@ extension VolumeEngine {
         let moved = try ifPresent(path) { p throws(CephError) in
             do throws(CephError) {
                 try fs.rename(p, to: trashed)
-            } catch where error.errno == .ENOTEMPTY || error.errno == .EEXIST {
+            } catch  where error.errno == .ENOTEMPTY || error.errno == .EEXIST {
                 let hex = String(UInt64.random(in: 0...UInt64.max), radix: 16)
                 let unique = trashed + "@" + String(repeating: "0", count: 16 - hex.count) + hex
                 logger.info("delete_volume: \(trashed) is still in the trash; using \(unique)")

@@ -101,7 +101,10 @@ public struct LineFramer: Sendable {
 
     /// The unterminated rest at end of stream, as a line (or `.tooLong`), if any.
     public mutating func finish() -> Event? {
-        defer { buffer.removeAll(); scanned = 0 }
+        defer {
+            buffer.removeAll()
+            scanned = 0
+        }
         if buffer.isEmpty || overflowed { return nil }
         var line = buffer
         if line.last == 0x0D { line.removeLast() }

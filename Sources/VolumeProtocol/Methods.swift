@@ -148,7 +148,8 @@ public struct ServerInfoRequest: RPCMethod {
     public static let params: [ParamSpec] = []
     static let members = (
         version: "version", protocolVersion: "protocol_version", fsid: "fsid", instance: "instance",
-        uptime: "uptime_seconds", connections: "connections", inFlight: "in_flight")
+        uptime: "uptime_seconds", connections: "connections", inFlight: "in_flight"
+    )
     public static let resultSchema: JSONValue = [
         "type": "object",
         "properties": [
@@ -521,7 +522,7 @@ public struct GetAuthorizedIDsRequest: RPCMethod {
     public static let name = "get_authorized_ids"
     public static let params: [ParamSpec] = [.volumePath]
     public static let resultSchema: JSONValue = [
-        "anyOf": [["type": "array", "items": ParamType.ref("AuthorizedId")], ["type": "null"]],
+        "anyOf": [["type": "array", "items": ParamType.ref("AuthorizedId")], ["type": "null"]]
     ]
 
     public var volume: VolumeRef

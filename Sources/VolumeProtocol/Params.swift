@@ -37,7 +37,9 @@ public struct Params: Sendable {
 
     public func optionalString(_ name: String, field: String? = nil) throws(RPCError) -> String? {
         guard let v = present(name) else { return nil }
-        guard let s = v.stringValue else { throw .invalidParams("parameter '\(field ?? name)' must be a string or null, not \(v.typeName)") }
+        guard let s = v.stringValue else {
+            throw .invalidParams("parameter '\(field ?? name)' must be a string or null, not \(v.typeName)")
+        }
         return s
     }
 
@@ -62,7 +64,9 @@ public struct Params: Sendable {
     public func optionalInt(_ name: String, in range: ClosedRange<Int64> = Int64.min...Int64.max) throws(RPCError) -> Int64? {
         guard let v = present(name) else { return nil }
         guard case .number(let n) = v, let i = n.int64Value else {
-            throw .invalidParams("parameter '\(name)' must be an integer, not \(v.typeName == "number" ? "a non-integer or out-of-range number" : v.typeName)")
+            throw .invalidParams(
+                "parameter '\(name)' must be an integer, not \(v.typeName == "number" ? "a non-integer or out-of-range number" : v.typeName)"
+            )
         }
         guard range.contains(i) else { throw .invalidParams("parameter '\(name)' must be in \(range.lowerBound)...\(range.upperBound)") }
         return i

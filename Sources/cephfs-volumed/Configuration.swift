@@ -34,31 +34,33 @@ struct Configuration {
 
     /// Every option: its config file key, where the flag and the file's value
     /// land, and what the file must hold. In the order the default file lists them.
-    static var options: [Option] { [
-        Option("socket", \.socket, \.socket, .string),
-        Option("conf", \.conf, \.conf, .string),
-        Option("id", \.id, \.id, .string),
-        Option("cluster", \.cluster, \.cluster, .string),
-        Option("fs_name", \.fsName, \.fsName, .string),
-        Option("volume_prefix", \.volumePrefix, \.volumePrefix, .string),
-        Option("namespace_prefix", \.namespacePrefix, \.namespacePrefix, .string),
-        Option("instance", \.instance, \.instance, .string),
-        Option("socket_group", \.socketGroup, \.socketGroup, .string),
-        Option("allow_uids", \.allowUIDs, \.allowUIDs, .ids),
-        Option("allow_gids", \.allowGIDs, \.allowGIDs, .ids),
-        Option("max_line_length", \.maxLineLength, \.maxLineLength, .count),
-        Option("max_connections", \.maxConnections, \.maxConnections, .count),
-        Option("max_connections_per_peer", \.maxConnectionsPerPeer, \.maxConnectionsPerPeer, .count),
-        Option("line_buffer_budget", \.lineBufferBudget, \.lineBufferBudget, .count),
-        Option("max_in_flight", \.maxInFlight, \.maxInFlight, .count),
-        Option("idle_timeout", \.idleTimeout, \.idleTimeout, .seconds),
-        Option("slow_writer_timeout", \.slowWriterTimeout, \.slowWriterTimeout, .seconds),
-        Option("request_timeout", \.requestTimeout, \.requestTimeout, .seconds),
-        Option("drain_timeout", \.drainTimeout, \.drainTimeout, .seconds),
-        Option("cluster_timeout", \.clusterTimeout, \.clusterTimeout, .count),
-        Option("busy_poll_us", \.busyPollUs, \.busyPoll, .count),
-        Option("log_level", \.logLevel, \.logLevel, .string),
-    ] }
+    static var options: [Option] {
+        [
+            Option("socket", \.socket, \.socket, .string),
+            Option("conf", \.conf, \.conf, .string),
+            Option("id", \.id, \.id, .string),
+            Option("cluster", \.cluster, \.cluster, .string),
+            Option("fs_name", \.fsName, \.fsName, .string),
+            Option("volume_prefix", \.volumePrefix, \.volumePrefix, .string),
+            Option("namespace_prefix", \.namespacePrefix, \.namespacePrefix, .string),
+            Option("instance", \.instance, \.instance, .string),
+            Option("socket_group", \.socketGroup, \.socketGroup, .string),
+            Option("allow_uids", \.allowUIDs, \.allowUIDs, .ids),
+            Option("allow_gids", \.allowGIDs, \.allowGIDs, .ids),
+            Option("max_line_length", \.maxLineLength, \.maxLineLength, .count),
+            Option("max_connections", \.maxConnections, \.maxConnections, .count),
+            Option("max_connections_per_peer", \.maxConnectionsPerPeer, \.maxConnectionsPerPeer, .count),
+            Option("line_buffer_budget", \.lineBufferBudget, \.lineBufferBudget, .count),
+            Option("max_in_flight", \.maxInFlight, \.maxInFlight, .count),
+            Option("idle_timeout", \.idleTimeout, \.idleTimeout, .seconds),
+            Option("slow_writer_timeout", \.slowWriterTimeout, \.slowWriterTimeout, .seconds),
+            Option("request_timeout", \.requestTimeout, \.requestTimeout, .seconds),
+            Option("drain_timeout", \.drainTimeout, \.drainTimeout, .seconds),
+            Option("cluster_timeout", \.clusterTimeout, \.clusterTimeout, .count),
+            Option("busy_poll_us", \.busyPollUs, \.busyPoll, .count),
+            Option("log_level", \.logLevel, \.logLevel, .string),
+        ]
+    }
 
     /// The config file keys, in the order the default file lists them.
     static var keys: [String] { options.map(\.key) }

@@ -3,9 +3,9 @@ import Ceph
 import Dispatch
 import Foundation
 import Logging
+import RPCServer
 import Synchronization
 import VolumeEngine
-import RPCServer
 import VolumeService
 
 @main
@@ -50,7 +50,9 @@ struct Daemon: ParsableCommand {
     @Option(help: "Group owning the socket, name or gid [socket_group] (default: the daemon's group).")
     var socketGroup: String?
 
-    @Option(name: .customLong("allow-uid"), help: "Also admit this peer uid; repeatable [allow_uids]. Root and the socket's group are always admitted.")
+    @Option(
+        name: .customLong("allow-uid"),
+        help: "Also admit this peer uid; repeatable [allow_uids]. Root and the socket's group are always admitted.")
     var allowUIDs: [UInt32] = []
 
     @Option(name: .customLong("allow-gid"), help: "Also admit this peer gid; repeatable [allow_gids].")
@@ -63,7 +65,9 @@ struct Daemon: ParsableCommand {
     var maxConnections: Int?
 
     @Option(
-        help: "Most concurrent connections of one peer uid; root is not limited [max_connections_per_peer] (default: the larger of 1 and max_connections / 2).")
+        help:
+            "Most concurrent connections of one peer uid; root is not limited [max_connections_per_peer] (default: the larger of 1 and max_connections / 2)."
+    )
     var maxConnectionsPerPeer: Int?
 
     @Option(
@@ -80,18 +84,24 @@ struct Daemon: ParsableCommand {
     var slowWriterTimeout: Double?
 
     @Option(
-        help: "Seconds from receipt before a call is answered with ClusterTimeout, 0 for never [request_timeout] (default: the cluster timeout times 4, so 60 s).")
+        help:
+            "Seconds from receipt before a call is answered with ClusterTimeout, 0 for never [request_timeout] (default: the cluster timeout times 4, so 60 s)."
+    )
     var requestTimeout: Double?
 
     @Option(
-        help: "Seconds to finish received requests on shutdown; then what is left is answered and the daemon exits [drain_timeout] (default: 30).")
+        help:
+            "Seconds to finish received requests on shutdown; then what is left is answered and the daemon exits [drain_timeout] (default: 30)."
+    )
     var drainTimeout: Double?
 
     @Option(help: "Seconds for mon commands, OSD ops and the mount [cluster_timeout] (default: 15).")
     var clusterTimeout: Int?
 
     @Option(
-        help: "Microseconds an I/O thread keeps polling after answering a request itself, instead of sleeping; 0 disables [busy_poll_us] (default: 50).")
+        help:
+            "Microseconds an I/O thread keeps polling after answering a request itself, instead of sleeping; 0 disables [busy_poll_us] (default: 50)."
+    )
     var busyPollUs: Int?
 
     @Option(help: "trace, debug, info, notice, warning, error or critical [log_level] (default: info).")
@@ -181,7 +191,8 @@ struct Daemon: ParsableCommand {
             } catch {
                 throw Fatal("--enable-crash-points: \(error)")
             }
-            logger.warning("crash point armed: the daemon kills itself at \(ProcessInfo.processInfo.environment["VOLUMED_CRASH_AT"] ?? "?")")
+            logger.warning(
+                "crash point armed: the daemon kills itself at \(ProcessInfo.processInfo.environment["VOLUMED_CRASH_AT"] ?? "?")")
         }
         let instance = c.instance ?? ProcessInfo.processInfo.hostName
         let engineConfig = EngineConfiguration(
@@ -209,7 +220,8 @@ struct Daemon: ParsableCommand {
                 } catch {
                     if error.errno == .EADDRINUSE {
                         throw Fatal(
-                            "instance '\(instance)' is already running on this host as client.\(id) of cluster \(fsid): give each daemon its own --instance")
+                            "instance '\(instance)' is already running on this host as client.\(id) of cluster \(fsid): give each daemon its own --instance"
+                        )
                     }
                     throw Fatal("cannot claim instance name '\(instance)': \(error)")
                 }
@@ -257,7 +269,9 @@ struct Daemon: ParsableCommand {
             unmounted.signal()
         }
         if unmounted.wait(timeout: .now() + (stuck > 0 ? 1 : 5)) == .timedOut {
-            logger.warning("the unmount did not finish (\(dispatcher.executingCount) calls still stuck in the cluster); exiting without a clean unmount")
+            logger.warning(
+                "the unmount did not finish (\(dispatcher.executingCount) calls still stuck in the cluster); exiting without a clean unmount"
+            )
             // Returning would run exit handlers, which may wait on the same
             // locks as the stuck threads.
             fflush(nil)

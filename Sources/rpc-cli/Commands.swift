@@ -61,7 +61,8 @@ struct ServerInfoCommand: RPCSubcommand {
     func request() -> ServerInfoRequest { ServerInfoRequest() }
 
     func printHuman(_ info: ServerInfo) throws {
-        print("""
+        print(
+            """
             version: \(info.version)
             protocol_version: \(info.protocolVersion)
             fsid: \(info.fsid)
@@ -127,8 +128,9 @@ struct CreateVolume: RPCSubcommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var volume: VolumeOptions
 
-    @Option(help: ArgumentHelp("The quota: bytes, or with a unit (10GiB, 512M, 1.5T). Omit for no quota.", valueName: "size"),
-            transform: parseSize)
+    @Option(
+        help: ArgumentHelp("The quota: bytes, or with a unit (10GiB, 512M, 1.5T). Omit for no quota.", valueName: "size"),
+        transform: parseSize)
     var size: Int64?
 
     @Flag(help: "Give the volume a RADOS pool of its own (data_isolated).")
@@ -189,8 +191,9 @@ struct SetMaxBytes: RPCSubcommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var volume: VolumeOptions
 
-    @Option(help: ArgumentHelp("The quota: bytes, or with a unit (10GiB, 512M); none removes the quota.", valueName: "size|none"),
-            transform: Quota.parse)
+    @Option(
+        help: ArgumentHelp("The quota: bytes, or with a unit (10GiB, 512M); none removes the quota.", valueName: "size|none"),
+        transform: Quota.parse)
     var maxBytes: Quota
 
     func request() -> SetMaxBytesRequest { SetMaxBytesRequest(volume: volume.path, maxBytes: maxBytes.maxBytes) }

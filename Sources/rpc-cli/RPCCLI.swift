@@ -99,10 +99,11 @@ struct GlobalOptions: ParsableArguments {
 
 /// Prints a failure as `Type: message` on stderr and exits non-zero.
 func fail(_ error: any Error) -> ExitCode {
-    let line: String = switch error {
-    case let e as RPCError: "\(e.engineType?.rawValue ?? "RPCError \(e.code.rawValue)"): \(e.message)"
-    default: "error: \(error)"
-    }
+    let line: String =
+        switch error {
+        case let e as RPCError: "\(e.engineType?.rawValue ?? "RPCError \(e.code.rawValue)"): \(e.message)"
+        default: "error: \(error)"
+        }
     FileHandle.standardError.write(Data((line + "\n").utf8))
     return ExitCode.failure
 }

@@ -15,7 +15,8 @@ enum Workload: String, CaseIterable, ExpressibleByArgument {
 struct VolumedBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "volumed-bench",
-        abstract: "Benchmarks cephfs-volumed against a Python JSON-RPC baseline, Debian's ceph_volume_client and raw librados, on the dev cluster.",
+        abstract:
+            "Benchmarks cephfs-volumed against a Python JSON-RPC baseline, Debian's ceph_volume_client and raw librados, on the dev cluster.",
         discussion: """
             Starts its own daemon (the cephfs-volumed beside this executable, or --daemon) on a \
             temporary socket with a unique --instance and a private --volume-prefix, the Python \
@@ -39,7 +40,11 @@ struct VolumedBench: ParsableCommand {
     @Option(name: .long, help: "Pairs in the concurrent workload, and volumes in the concurrent teardown (default: max(n, 16 x clients)).")
     var concurrentPairs: Int?
 
-    @Option(name: .long, help: "cephx entities to create (untimed, removed at the end) before the concurrent workload: the mon's cost per cephx write grows with their number.")
+    @Option(
+        name: .long,
+        help:
+            "cephx entities to create (untimed, removed at the end) before the concurrent workload: the mon's cost per cephx write grows with their number."
+    )
     var fillerEntities = 0
 
     @Option(name: .long, help: "auth get-or-create calls per ceiling run (default: max(concurrent pairs, 16 x clients)).")
@@ -69,7 +74,9 @@ struct VolumedBench: ParsableCommand {
     @Option(name: .long, help: "The cephfs-volumed binary (default: beside this executable).")
     var daemon: String?
 
-    @Option(name: .customLong("daemon-arg"), parsing: .unconditionalSingleValue, help: "An extra argument for the daemon (repeatable), e.g. --daemon-arg=--log-level=warning.")
+    @Option(
+        name: .customLong("daemon-arg"), parsing: .unconditionalSingleValue,
+        help: "An extra argument for the daemon (repeatable), e.g. --daemon-arg=--log-level=warning.")
     var daemonArgs: [String] = []
 
     @Option(name: .long, help: "The interpreter that runs the baseline server.")
@@ -112,7 +119,8 @@ struct VolumedBench: ParsableCommand {
         let cluster = try ClusterEnvironment.load(env ?? ClusterEnvironment.defaultPath())
         let daemonPath = daemon ?? Paths.executableDirectory + "/cephfs-volumed"
         guard FileManager.default.isExecutableFile(atPath: daemonPath) else {
-            throw BenchError("no cephfs-volumed at \(daemonPath): build it (swift build -c release --product cephfs-volumed) or pass --daemon")
+            throw BenchError(
+                "no cephfs-volumed at \(daemonPath): build it (swift build -c release --product cephfs-volumed) or pass --daemon")
         }
         guard let scriptsDir = scripts ?? Paths.scriptsDirectory() else {
             throw BenchError("cannot find packaging/bench (baseline_server.py); pass --scripts")

@@ -74,7 +74,9 @@ final class BenchRun {
     func runAll() throws {
         signal(SIGPIPE, SIG_IGN)
         fileLimit = raiseFileLimit(o.idleConnections + 4 * o.clients + 256)
-        log("run \(runID): workloads \(Workload.allCases.filter(selected.contains).map(\.rawValue).joined(separator: ",")); cluster \(cluster.confPath); daemon \(daemonPath); RLIMIT_NOFILE \(fileLimit)")
+        log(
+            "run \(runID): workloads \(Workload.allCases.filter(selected.contains).map(\.rawValue).joined(separator: ",")); cluster \(cluster.confPath); daemon \(daemonPath); RLIMIT_NOFILE \(fileLimit)"
+        )
         let needsDaemon = !selected.isDisjoint(with: [.rpc, .seq, .concurrent, .teardown])
         if needsDaemon {
             daemon = try startDaemon("main")
@@ -116,7 +118,8 @@ final class BenchRun {
         deleteEntities(fillerEntities, what: "filler")
         if prefixUsed {
             for prefix in [volumePrefix, pythonPrefix] {
-                let r = try? runProcess(o.cephPython, [scriptsDir + "/python_v6_bench.py", "rmtree"] + pythonClusterArgs(prefix: prefix), timeout: 120)
+                let r = try? runProcess(
+                    o.cephPython, [scriptsDir + "/python_v6_bench.py", "rmtree"] + pythonClusterArgs(prefix: prefix), timeout: 120)
                 if r?.status != 0 { log("could not remove the volume prefix \(prefix): \(r?.stderr.suffix(1000) ?? "python did not run")") }
             }
         }
@@ -129,12 +132,14 @@ final class BenchRun {
 
     private func startDaemon(_ tag: String) throws -> ServerProcess {
         let socket = workDir + "/volumed-\(tag).sock"
-        let args = [
-            "--socket", socket, "--conf", cluster.confPath, "--id", cluster.serviceID, "--cluster", cluster.clusterName,
-            "--fs-name", cluster.fsName, "--instance", "bench-\(runID)-\(tag)", "--volume-prefix", volumePrefix,
-        ] + o.daemonArgs
+        let args =
+            [
+                "--socket", socket, "--conf", cluster.confPath, "--id", cluster.serviceID, "--cluster", cluster.clusterName,
+                "--fs-name", cluster.fsName, "--instance", "bench-\(runID)-\(tag)", "--volume-prefix", volumePrefix,
+            ] + o.daemonArgs
         log("starting cephfs-volumed (\(tag))")
-        let d = try ServerProcess(name: "cephfs-volumed", executable: daemonPath, arguments: args, socketPath: socket, logPath: workDir + "/volumed-\(tag).log")
+        let d = try ServerProcess(
+            name: "cephfs-volumed", executable: daemonPath, arguments: args, socketPath: socket, logPath: workDir + "/volumed-\(tag).log")
         do { try d.waitUntilReady() } catch {
             d.stop()
             throw error
@@ -148,7 +153,10 @@ final class BenchRun {
     private var pythonPrefix: String { volumePrefix + "-py" }
 
     private func pythonClusterArgs(prefix: String? = nil) -> [String] {
-        ["--conf", cluster.confPath, "--id", cluster.serviceID, "--cluster", cluster.clusterName, "--fs-name", cluster.fsName, "--volume-prefix", prefix ?? pythonPrefix]
+        [
+            "--conf", cluster.confPath, "--id", cluster.serviceID, "--cluster", cluster.clusterName, "--fs-name", cluster.fsName,
+            "--volume-prefix", prefix ?? pythonPrefix,
+        ]
     }
 
     // MARK: 1. RPC overhead
@@ -160,7 +168,9 @@ final class BenchRun {
         guard let py = Paths.which(o.python) else { throw BenchError("no \(o.python) in PATH for the baseline server") }
         let socket = workDir + "/baseline.sock"
         log("starting the Python baseline server (\(py))")
-        let base = try ServerProcess(name: "python baseline", executable: py, arguments: [scriptsDir + "/baseline_server.py", socket], socketPath: socket, logPath: workDir + "/baseline.log")
+        let base = try ServerProcess(
+            name: "python baseline", executable: py, arguments: [scriptsDir + "/baseline_server.py", socket], socketPath: socket,
+            logPath: workDir + "/baseline.log")
         baseline = base
         defer {
             base.stop()
@@ -168,7 +178,8 @@ final class BenchRun {
         }
         try base.waitUntilReady(timeout: 30)
         let servers: [(String, ServerProcess)] = [("daemon", daemon), ("baseline", base)]
-        let window = o.window, clients = o.clients
+        let window = o.window
+        let clients = o.clients
 
         // Warm-up: a few thousand of each kind on each server.
         for (_, s) in servers {
@@ -205,11 +216,14 @@ final class BenchRun {
             let path = s.socketPath
             let sockets = Mutex<[Int: LineSocket]>([:])
             let runs = Mutex<[PingRun]>([])
-            let wall = try runThreads(clients, prepare: { i in
-                let c = try LineSocket(path: path)
-                try c.ping(id: 0)
-                sockets.withLock { $0[i] = c }
-            }) { i in
+            let wall = try runThreads(
+                clients,
+                prepare: { i in
+                    let c = try LineSocket(path: path)
+                    try c.ping(id: 0)
+                    sockets.withLock { $0[i] = c }
+                }
+            ) { i in
                 let c = sockets.withLock { $0[i]! }
                 let r = try c.pingRun(count: perConn, window: 1, firstID: 1)
                 runs.withLock { $0.append(r) }
@@ -236,20 +250,36 @@ final class BenchRun {
         }
 
         func rate(_ r: PingRun) -> Double { Double(r.count) / (Double(r.elapsedNanos) / 1e9) }
-        let ds = LatencySummary(seq["daemon"]!.histogram), bs = LatencySummary(seq["baseline"]!.histogram)
-        let dp = pipe["daemon"]!, bp = pipe["baseline"]!
-        let (dah, dan, daw) = agg["daemon"]!, (bah, ban, baw) = agg["baseline"]!
-        let dAggRate = Double(dan) / (Double(daw) / 1e9), bAggRate = Double(ban) / (Double(baw) / 1e9)
+        let ds = LatencySummary(seq["daemon"]!.histogram)
+        let bs = LatencySummary(seq["baseline"]!.histogram)
+        let dp = pipe["daemon"]!
+        let bp = pipe["baseline"]!
+        let (dah, dan, daw) = agg["daemon"]!
+        let (bah, ban, baw) = agg["baseline"]!
+        let dAggRate = Double(dan) / (Double(daw) / 1e9)
+        let bAggRate = Double(ban) / (Double(baw) / 1e9)
 
-        let pingTarget = Target(key: "ping_p50_ratio", description: "sequential ping p50, daemon / Python baseline", measured: Double(ds.p50) / Double(bs.p50), limit: 0.5, atMost: true)
-        let pipeTarget = Target(key: "pipelined_throughput_ratio", description: "pipelined ping throughput (window \(window)), daemon / Python baseline", measured: rate(dp) / rate(bp), limit: 2, atMost: false)
+        let pingTarget = Target(
+            key: "ping_p50_ratio", description: "sequential ping p50, daemon / Python baseline", measured: Double(ds.p50) / Double(bs.p50),
+            limit: 0.5, atMost: true)
+        let pipeTarget = Target(
+            key: "pipelined_throughput_ratio", description: "pipelined ping throughput (window \(window)), daemon / Python baseline",
+            measured: rate(dp) / rate(bp), limit: 2, atMost: false)
         targets += [pingTarget, pipeTarget]
 
         table.section("1. RPC overhead: ping on a Unix socket (reference: Python baseline server, one thread per connection)")
-        table.row("sequential, 1 connection: p50 / p99 / max (us)", daemon: ds.text(), reference: bs.text(), ratio: fmt(pingTarget.measured), target: pingTarget)
-        table.row("pipelined, window \(window): throughput (req/s)", daemon: fmtRate(rate(dp)), reference: fmtRate(rate(bp)), ratio: fmt(pipeTarget.measured), target: pipeTarget)
-        table.row("  round trip p50 / p99 / max (us)", daemon: LatencySummary(dp.histogram).text(), reference: LatencySummary(bp.histogram).text())
-        table.row("\(clients) connections, sequential each: throughput (req/s)", daemon: fmtRate(dAggRate), reference: fmtRate(bAggRate), ratio: fmt(dAggRate / bAggRate))
+        table.row(
+            "sequential, 1 connection: p50 / p99 / max (us)", daemon: ds.text(), reference: bs.text(), ratio: fmt(pingTarget.measured),
+            target: pingTarget)
+        table.row(
+            "pipelined, window \(window): throughput (req/s)", daemon: fmtRate(rate(dp)), reference: fmtRate(rate(bp)),
+            ratio: fmt(pipeTarget.measured), target: pipeTarget)
+        table.row(
+            "  round trip p50 / p99 / max (us)", daemon: LatencySummary(dp.histogram).text(), reference: LatencySummary(bp.histogram).text()
+        )
+        table.row(
+            "\(clients) connections, sequential each: throughput (req/s)", daemon: fmtRate(dAggRate), reference: fmtRate(bAggRate),
+            ratio: fmt(dAggRate / bAggRate))
         table.row("  round trip p50 / p99 / max (us)", daemon: LatencySummary(dah).text(), reference: LatencySummary(bah).text())
         table.row("sequential via VolumeClient.RPCConnection (us)", daemon: LatencySummary(lib).text())
 
@@ -257,7 +287,8 @@ final class BenchRun {
             [
                 "sequential": LatencySummary(s.histogram).json,
                 "pipelined": merge(LatencySummary(p.histogram).json, ["window": .int(window), "ops_per_s": num(rate(p))]),
-                "aggregate": merge(LatencySummary(ah).json, ["connections": .int(clients), "ops_per_s": num(Double(an) / (Double(aw) / 1e9))]),
+                "aggregate": merge(
+                    LatencySummary(ah).json, ["connections": .int(clients), "ops_per_s": num(Double(an) / (Double(aw) / 1e9))]),
             ]
         }
         results["rpc"] = [
@@ -284,23 +315,28 @@ final class BenchRun {
             python: o.cephPython, script: scriptsDir + "/python_v6_bench.py", arguments: pythonClusterArgs(),
             logPath: workDir + "/python-lib.log")
         pyLib = lib
-        let socket = daemon.socketPath, tenant = self.tenant, size = o.size
+        let socket = daemon.socketPath
+        let tenant = self.tenant
+        let size = o.size
         let conn = RPCConnection(socketPath: socket)
         defer { conn.close() }
         _ = try runBlocking { try await conn.call("ping", timeout: 30) }
 
         // One untimed pair on each side: the first calls on a fresh mount and
         // a fresh volume prefix pay one-off costs (cap recalls, directories).
-        let pyWarm = "vb\(runID)-py-warm", dWarm = "vb\(runID)-d-warm"
+        let pyWarm = "vb\(runID)-py-warm"
+        let dWarm = "vb\(runID)-d-warm"
         pyExtra.append(pyWarm)
         extraVolumes.append(dWarm)
         _ = try lib.pair(name: pyWarm, tenant: tenant, size: size)
         _ = try runBlocking { try await VolumeCalls.createAndAuthorize(conn, name: dWarm, tenant: tenant, size: size) }
 
         log("seq: \(n) create_volume + authorize on each side, interleaved")
-        var dPairs: [(UInt64, UInt64)] = [], pyPairs: [(UInt64, UInt64)] = []
+        var dPairs: [(UInt64, UInt64)] = []
+        var pyPairs: [(UInt64, UInt64)] = []
         for i in 0..<n {
-            let dName = "vb\(runID)-d-\(i)", pName = "vb\(runID)-py-\(i)"
+            let dName = "vb\(runID)-d-\(i)"
+            let pName = "vb\(runID)-py-\(i)"
             seqVolumes.append(dName)
             pyVolumes.append(pName)
             func daemonSide() throws {
@@ -315,17 +351,33 @@ final class BenchRun {
             }
         }
 
-        let dPair = LatencySummary(samples: dPairs.map { $0.0 + $0.1 }), pPair = LatencySummary(samples: pyPairs.map { $0.0 + $0.1 })
-        let dCreate = LatencySummary(samples: dPairs.map(\.0)), pCreate = LatencySummary(samples: pyPairs.map(\.0))
-        let dAuth = LatencySummary(samples: dPairs.map(\.1)), pAuth = LatencySummary(samples: pyPairs.map(\.1))
-        let t = Target(key: "seq_pair_ratio", description: "sequential create_volume + authorize, mean time per pair, daemon / Python ceph_volume_client", measured: dPair.mean / pPair.mean, limit: 0.35, atMost: true)
+        let dPair = LatencySummary(samples: dPairs.map { $0.0 + $0.1 })
+        let pPair = LatencySummary(samples: pyPairs.map { $0.0 + $0.1 })
+        let dCreate = LatencySummary(samples: dPairs.map(\.0))
+        let pCreate = LatencySummary(samples: pyPairs.map(\.0))
+        let dAuth = LatencySummary(samples: dPairs.map(\.1))
+        let pAuth = LatencySummary(samples: pyPairs.map(\.1))
+        let t = Target(
+            key: "seq_pair_ratio",
+            description: "sequential create_volume + authorize, mean time per pair, daemon / Python ceph_volume_client",
+            measured: dPair.mean / pPair.mean, limit: 0.35, atMost: true)
         targets.append(t)
 
-        table.section("2. Sequential create_volume + authorize, N=\(n) each (reference: Debian's Python ceph_volume_client v6, in-process; interleaved)")
-        table.row("time per pair, mean (ms)", daemon: fmt(dPair.mean / 1e6, 1), reference: fmt(pPair.mean / 1e6, 1), ratio: fmt(t.measured), target: t)
-        table.row("  pair p50 / p99 / max (ms)", daemon: dPair.text(ms: true), reference: pPair.text(ms: true), ratio: fmt(Double(dPair.p50) / Double(pPair.p50)))
-        table.row("  create_volume p50 / p99 / max (ms)", daemon: dCreate.text(ms: true), reference: pCreate.text(ms: true), ratio: fmt(Double(dCreate.p50) / Double(pCreate.p50)))
-        table.row("  authorize p50 / p99 / max (ms)", daemon: dAuth.text(ms: true), reference: pAuth.text(ms: true), ratio: fmt(Double(dAuth.p50) / Double(pAuth.p50)))
+        table.section(
+            "2. Sequential create_volume + authorize, N=\(n) each (reference: Debian's Python ceph_volume_client v6, in-process; interleaved)"
+        )
+        table.row(
+            "time per pair, mean (ms)", daemon: fmt(dPair.mean / 1e6, 1), reference: fmt(pPair.mean / 1e6, 1), ratio: fmt(t.measured),
+            target: t)
+        table.row(
+            "  pair p50 / p99 / max (ms)", daemon: dPair.text(ms: true), reference: pPair.text(ms: true),
+            ratio: fmt(Double(dPair.p50) / Double(pPair.p50)))
+        table.row(
+            "  create_volume p50 / p99 / max (ms)", daemon: dCreate.text(ms: true), reference: pCreate.text(ms: true),
+            ratio: fmt(Double(dCreate.p50) / Double(pCreate.p50)))
+        table.row(
+            "  authorize p50 / p99 / max (ms)", daemon: dAuth.text(ms: true), reference: pAuth.text(ms: true),
+            ratio: fmt(Double(dAuth.p50) / Double(pAuth.p50)))
 
         results["seq"] = [
             "n": .int(n),
@@ -347,7 +399,8 @@ final class BenchRun {
 
     private func concurrentWorkload() throws {
         guard let daemon else { throw BenchError("no daemon") }
-        let m = pairs, clients = o.clients
+        let m = pairs
+        let clients = o.clients
         prefixUsed = true
 
         // The ceiling: raw auth get-or-create through librados, with one
@@ -356,7 +409,9 @@ final class BenchRun {
         // exist, and rocksdb compacts now and then), so the work is split
         // into rounds that alternate the three parts in a rotating order,
         // and each side's rate is its total over all rounds.
-        let opts = ClusterOptions(confPath: cluster.confPath, id: cluster.serviceID, clusterName: cluster.clusterName, monOpTimeout: 60, osdOpTimeout: 60, mountTimeout: 60)
+        let opts = ClusterOptions(
+            confPath: cluster.confPath, id: cluster.serviceID, clusterName: cluster.clusterName, monOpTimeout: 60, osdOpTimeout: 60,
+            mountTimeout: 60)
         let shared = try RadosCluster(opts)
         defer { shared.shutdown() }
         let ops = ceilingOps
@@ -388,10 +443,13 @@ final class BenchRun {
             let handles = Mutex<[Int: RadosCluster]>([:])
             let lat = Mutex<[UInt64]>([])
             let prefix = volumePrefix
-            let wall = try runThreads(clients, prepare: { i in
-                let h = mode == "shared" ? shared : try RadosCluster(opts)
-                handles.withLock { $0[i] = h }
-            }) { i in
+            let wall = try runThreads(
+                clients,
+                prepare: { i in
+                    let h = mode == "shared" ? shared : try RadosCluster(opts)
+                    handles.withLock { $0[i] = h }
+                }
+            ) { i in
                 let h = handles.withLock { $0[i]! }
                 for k in stride(from: i, to: entities.count, by: clients) {
                     let name = entities[k]
@@ -416,7 +474,9 @@ final class BenchRun {
 
         let names = (0..<m).map { "vb\(runID)-c-\($0)" }
         concVolumes = names
-        let socket = daemon.socketPath, tenant = self.tenant, size = o.size
+        let socket = daemon.socketPath
+        let tenant = self.tenant
+        let size = o.size
         var res: [String: UInt64] = [:]
         var wall: UInt64 = 0
         func measureDaemon(round: Int) throws {
@@ -433,7 +493,9 @@ final class BenchRun {
             res.merge(r) { a, _ in a }
             wall += w
         }
-        log("concurrent: \(rounds) rounds, each a share of \(m) create_volume + authorize through the daemon and of \(ops) raw auth get-or-create with a shared handle and with a handle per thread, \(clients) clients")
+        log(
+            "concurrent: \(rounds) rounds, each a share of \(m) create_volume + authorize through the daemon and of \(ops) raw auth get-or-create with a shared handle and with a handle per thread, \(clients) clients"
+        )
         for round in 0..<rounds {
             let parts: [() throws -> Void] = [
                 { try measureCeiling("shared", round: round) },
@@ -449,19 +511,29 @@ final class BenchRun {
         ]
         let rate = Double(m) / (Double(wall) / 1e9)
         let pair = LatencySummary(samples: Array(res.values))
-        let (sharedRate, sharedLat) = ceilings["shared"]!, (threadRate, threadLat) = ceilings["per_thread"]!
+        let (sharedRate, sharedLat) = ceilings["shared"]!
+        let (threadRate, threadLat) = ceilings["per_thread"]!
         let ceiling = max(sharedRate, threadRate)
-        let t = Target(key: "concurrent_fraction_of_ceiling", description: "\(clients) concurrent create_volume + authorize pairs/s, as a fraction of raw auth get-or-create ops/s", measured: rate / ceiling, limit: 0.8, atMost: false)
+        let t = Target(
+            key: "concurrent_fraction_of_ceiling",
+            description: "\(clients) concurrent create_volume + authorize pairs/s, as a fraction of raw auth get-or-create ops/s",
+            measured: rate / ceiling, limit: 0.8, atMost: false)
         targets.append(t)
 
-        table.section("3. \(clients) concurrent clients, create_volume + authorize, \(m) pairs (reference: \(ops) raw auth get-or-create on \(clients) threads)")
+        table.section(
+            "3. \(clients) concurrent clients, create_volume + authorize, \(m) pairs (reference: \(ops) raw auth get-or-create on \(clients) threads)"
+        )
         let entitiesAfter = entityCount()
-        table.row("cephx entities in the cluster, at the start / end", daemon: "", reference: "\(entitiesBefore.map(String.init) ?? "?") / \(entitiesAfter.map(String.init) ?? "?")")
+        table.row(
+            "cephx entities in the cluster, at the start / end", daemon: "",
+            reference: "\(entitiesBefore.map(String.init) ?? "?") / \(entitiesAfter.map(String.init) ?? "?")")
         table.row("ceiling, one shared librados handle (ops/s)", daemon: "", reference: fmtRate(sharedRate))
         table.row("  get-or-create p50 / p99 / max (ms)", daemon: "", reference: sharedLat.text(ms: true))
         table.row("ceiling, one handle per thread (ops/s)", daemon: "", reference: fmtRate(threadRate))
         table.row("  get-or-create p50 / p99 / max (ms)", daemon: "", reference: threadLat.text(ms: true))
-        table.row("throughput (pairs/s) vs ceiling (ops/s)", daemon: fmtRate(rate), reference: fmtRate(ceiling), ratio: fmt(t.measured), target: t)
+        table.row(
+            "throughput (pairs/s) vs ceiling (ops/s)", daemon: fmtRate(rate), reference: fmtRate(ceiling), ratio: fmt(t.measured), target: t
+        )
         table.row("  pair p50 / p99 / max (ms)", daemon: pair.text(ms: true))
 
         results["concurrent"] = [
@@ -479,7 +551,9 @@ final class BenchRun {
     /// Deletes cephx entities `client.<name>` (absent ones are fine).
     private func deleteEntities(_ names: [String], what: String, using handle: RadosCluster? = nil) {
         guard !names.isEmpty else { return }
-        let opts = ClusterOptions(confPath: cluster.confPath, id: cluster.serviceID, clusterName: cluster.clusterName, monOpTimeout: 60, osdOpTimeout: 60, mountTimeout: 60)
+        let opts = ClusterOptions(
+            confPath: cluster.confPath, id: cluster.serviceID, clusterName: cluster.clusterName, monOpTimeout: 60, osdOpTimeout: 60,
+            mountTimeout: 60)
         guard let h = handle ?? (try? RadosCluster(opts)) else {
             log("cannot connect to delete \(names.count) \(what) entities")
             return
@@ -509,7 +583,10 @@ final class BenchRun {
 
     private func teardownWorkload() throws {
         guard let daemon else { throw BenchError("no daemon") }
-        let socket = daemon.socketPath, tenant = self.tenant, size = o.size, clients = o.clients
+        let socket = daemon.socketPath
+        let tenant = self.tenant
+        let size = o.size
+        let clients = o.clients
         prefixUsed = true
         // Volumes to tear down: those of the seq and concurrent workloads, or
         // fresh ones (created untimed) when those did not run.
@@ -540,10 +617,13 @@ final class BenchRun {
         // (when the seq workload left some) one by one, order flipping.
         let seqNames = seqVolumes
         let pyNames = pyVolumes
-        log("teardown: \(seqNames.count) deauthorize + delete_volume + purge_volume, sequential\(pyNames.isEmpty ? "" : ", interleaved with the Python library's")")
+        log(
+            "teardown: \(seqNames.count) deauthorize + delete_volume + purge_volume, sequential\(pyNames.isEmpty ? "" : ", interleaved with the Python library's")"
+        )
         let conn = RPCConnection(socketPath: socket)
         _ = try runBlocking { try await conn.call("ping", timeout: 30) }
-        var seqTimes: [(UInt64, UInt64, UInt64)] = [], pyTimes: [(UInt64, UInt64, UInt64)] = []
+        var seqTimes: [(UInt64, UInt64, UInt64)] = []
+        var pyTimes: [(UInt64, UInt64, UInt64)] = []
         var daemonNanos: UInt64 = 0
         for i in 0..<max(seqNames.count, pyNames.count) {
             func daemonSide() throws {
@@ -580,24 +660,34 @@ final class BenchRun {
         }
         concVolumes = []
 
-        let sv = Array(seqRes.values), cv = Array(concRes.values)
+        let sv = Array(seqRes.values)
+        let cv = Array(concRes.values)
         let sTriple = LatencySummary(samples: sv.map { $0.0 + $0.1 + $0.2 })
-        let sDeauth = LatencySummary(samples: sv.map(\.0)), sDelete = LatencySummary(samples: sv.map(\.1)), sPurge = LatencySummary(samples: sv.map(\.2))
+        let sDeauth = LatencySummary(samples: sv.map(\.0))
+        let sDelete = LatencySummary(samples: sv.map(\.1))
+        let sPurge = LatencySummary(samples: sv.map(\.2))
         let cTriple = LatencySummary(samples: cv.map { $0.0 + $0.1 + $0.2 })
-        let sRate = Double(sv.count) / (Double(seqWall) / 1e9), cRate = Double(cv.count) / (Double(concWall) / 1e9)
+        let sRate = Double(sv.count) / (Double(seqWall) / 1e9)
+        let cRate = Double(cv.count) / (Double(concWall) / 1e9)
         let py = LatencySummary(samples: pyTimes.map { $0.0 + $0.1 + $0.2 })
 
         table.section("4. deauthorize + delete_volume + purge_volume (reference: Python ceph_volume_client, sequential, same N)")
-        table.row("sequential, per volume p50 / p99 / max (ms)", daemon: sTriple.text(ms: true), reference: py.text(ms: true), ratio: py.count > 0 ? fmt(Double(sTriple.p50) / Double(py.p50)) : "")
+        table.row(
+            "sequential, per volume p50 / p99 / max (ms)", daemon: sTriple.text(ms: true), reference: py.text(ms: true),
+            ratio: py.count > 0 ? fmt(Double(sTriple.p50) / Double(py.p50)) : "")
         table.row("  throughput (volumes/s)", daemon: fmt(sRate, 1), reference: py.count > 0 ? fmt(1e9 / py.mean, 1) : "")
-        table.row("  deauthorize / delete / purge p50 (ms)", daemon: [sDeauth.p50, sDelete.p50, sPurge.p50].map { fmtTime($0, ms: true) }.joined(separator: " / "))
+        table.row(
+            "  deauthorize / delete / purge p50 (ms)",
+            daemon: [sDeauth.p50, sDelete.p50, sPurge.p50].map { fmtTime($0, ms: true) }.joined(separator: " / "))
         table.row("\(clients) clients: throughput (volumes/s)", daemon: fmt(cRate, 1), ratio: "", target: nil)
         table.row("  per volume p50 / p99 / max (ms)", daemon: cTriple.text(ms: true))
 
         results["teardown"] = [
-            "sequential": merge(sTriple.json, [
-                "volumes_per_s": num(sRate), "deauthorize": sDeauth.json, "delete_volume": sDelete.json, "purge_volume": sPurge.json,
-            ]),
+            "sequential": merge(
+                sTriple.json,
+                [
+                    "volumes_per_s": num(sRate), "deauthorize": sDeauth.json, "delete_volume": sDelete.json, "purge_volume": sPurge.json,
+                ]),
             "concurrent": merge(cTriple.json, ["clients": .int(clients), "volumes_per_s": num(cRate)]),
             "python_sequential": py.count > 0 ? merge(py.json, ["volumes_per_s": num(1e9 / py.mean)]) : .null,
         ]
@@ -652,7 +742,8 @@ final class BenchRun {
         let d = try startDaemon("memory")
         defer { d.stop() }
         prefixUsed = true
-        let idle = o.idleConnections, window = o.window
+        let idle = o.idleConnections
+        let window = o.window
         guard fileLimit >= idle + 64 else { throw BenchError("RLIMIT_NOFILE is \(fileLimit), too low for \(idle) connections") }
         usleep(1_000_000)
         let rssIdle = try d.rssKiB()
@@ -681,8 +772,13 @@ final class BenchRun {
 
         let perConn = Double(rssConns - rssIdle) / Double(idle)
         let growth = Double(rssAfter - rssWarm) / Double(rssWarm) * 100
-        let t1 = Target(key: "rss_per_idle_connection_kib", description: "daemon RSS growth per idle connection (KiB)", measured: perConn, limit: 64, atMost: true)
-        let t2 = Target(key: "rss_growth_percent", description: "daemon RSS growth across \(o.memoryRequests) pipelined requests after a \(o.memoryWarmup) warm-up (%)", measured: growth, limit: 5, atMost: true)
+        let t1 = Target(
+            key: "rss_per_idle_connection_kib", description: "daemon RSS growth per idle connection (KiB)", measured: perConn, limit: 64,
+            atMost: true)
+        let t2 = Target(
+            key: "rss_growth_percent",
+            description: "daemon RSS growth across \(o.memoryRequests) pipelined requests after a \(o.memoryWarmup) warm-up (%)",
+            measured: growth, limit: 5, atMost: true)
         targets += [t1, t2]
 
         table.section("5. Memory: daemon VmRSS (a fresh daemon)")
@@ -708,7 +804,8 @@ final class BenchRun {
         var u = utsname()
         uname(&u)
         let kernel = withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-        var out = "volumed-bench run \(runID), \(ISO8601DateFormatter().string(from: startDate)), \(ProcessInfo.processInfo.activeProcessorCount) CPUs, Linux \(kernel)\n"
+        var out =
+            "volumed-bench run \(runID), \(ISO8601DateFormatter().string(from: startDate)), \(ProcessInfo.processInfo.activeProcessorCount) CPUs, Linux \(kernel)\n"
         out += "daemon \(daemonPath); cluster \(cluster.confPath); volume prefix \(volumePrefix)\n\n"
         out += table.render()
         if !targets.isEmpty {
@@ -729,7 +826,8 @@ final class BenchRun {
         r["date"] = .string(ISO8601DateFormatter().string(from: startDate))
         r["host"] = ["nproc": .int(ProcessInfo.processInfo.activeProcessorCount), "kernel": .string(kernel)]
         r["params"] = [
-            "n": .int(o.n), "clients": .int(o.clients), "window": .int(o.window), "concurrent_pairs": .int(pairs), "filler_entities": .int(o.fillerEntities),
+            "n": .int(o.n), "clients": .int(o.clients), "window": .int(o.window), "concurrent_pairs": .int(pairs),
+            "filler_entities": .int(o.fillerEntities),
             "ping_count": .int(o.pingCount), "pipelined_count": .int(o.pipelinedCount), "aggregate_count": .int(o.aggregateCount),
             "idle_connections": .int(o.idleConnections), "size": .int(o.size),
             "workloads": .array(Workload.allCases.filter(selected.contains).map { .string($0.rawValue) }),

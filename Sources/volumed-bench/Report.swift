@@ -112,9 +112,11 @@ struct Table {
     mutating func row(
         _ metric: String, daemon: String, reference: String = "", ratio: String = "", target: Target? = nil
     ) {
-        lines.append(.row(Row(
-            metric: metric, daemon: daemon, reference: reference, ratio: ratio,
-            target: target?.limitText ?? "", verdict: target?.verdict ?? "")))
+        lines.append(
+            .row(
+                Row(
+                    metric: metric, daemon: daemon, reference: reference, ratio: ratio,
+                    target: target?.limitText ?? "", verdict: target?.verdict ?? "")))
     }
 
     func render() -> String {
@@ -126,7 +128,9 @@ struct Table {
         ]
         func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: Swift.max(0, n - s.count)) }
         func render(_ r: Row) -> String {
-            let cells = [pad(r.metric, w[0]), pad(r.daemon, w[1]), pad(r.reference, w[2]), pad(r.ratio, w[3]), pad(r.target, w[4]), r.verdict]
+            let cells = [
+                pad(r.metric, w[0]), pad(r.daemon, w[1]), pad(r.reference, w[2]), pad(r.ratio, w[3]), pad(r.target, w[4]), r.verdict,
+            ]
             var line = "  " + cells.joined(separator: "  ")
             while line.last == " " { line.removeLast() }
             return line

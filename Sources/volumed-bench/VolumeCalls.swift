@@ -27,9 +27,11 @@ enum VolumeCalls {
         let t0 = nowNanos()
         _ = try await send(conn, create)
         let t1 = nowNanos()
-        let key = try await send(conn, AuthorizeRequest(
-            volume: volumePath(name), authID: AuthID(unchecked: name), readonly: false,
-            tenantID: TenantID(unchecked: tenant), allowExistingID: false))
+        let key = try await send(
+            conn,
+            AuthorizeRequest(
+                volume: volumePath(name), authID: AuthID(unchecked: name), readonly: false,
+                tenantID: TenantID(unchecked: tenant), allowExistingID: false))
         let t2 = nowNanos()
         guard let key, !key.isEmpty else {
             throw BenchError("authorize \(name) returned no auth_key")

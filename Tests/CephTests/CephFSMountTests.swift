@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 @Suite("CephFSMount", .enabled(if: TestCluster.isAvailable, "needs the dev cluster"))
 final class CephFSMountTests {
@@ -27,15 +27,24 @@ final class CephFSMountTests {
         #expect(st.isDirectory)
         #expect(st.permissions == 0o750)
 
-        do { try fs.mkdir(dir); Issue.record("expected EEXIST") } catch { #expect(error.errno == .EEXIST) }
-        do { _ = try fs.stat(root + "/missing"); Issue.record("expected ENOENT") } catch {
+        do {
+            try fs.mkdir(dir)
+            Issue.record("expected EEXIST")
+        } catch { #expect(error.errno == .EEXIST) }
+        do {
+            _ = try fs.stat(root + "/missing")
+            Issue.record("expected ENOENT")
+        } catch {
             #expect(error.errno == .ENOENT)
             #expect(error.description.contains("/missing"))
         }
         #expect(try fs.statIfExists(root + "/missing") == nil)
 
         try fs.mkdir(dir + "/child")
-        do { try fs.rmdir(dir); Issue.record("expected ENOTEMPTY") } catch { #expect(error.errno == .ENOTEMPTY) }
+        do {
+            try fs.rmdir(dir)
+            Issue.record("expected ENOTEMPTY")
+        } catch { #expect(error.errno == .ENOTEMPTY) }
         try fs.rmdir(dir + "/child")
         try fs.rmdir(dir)
         #expect(try fs.statIfExists(dir) == nil)
@@ -59,8 +68,14 @@ final class CephFSMountTests {
         try fs.rename(path, to: root + "/g")
         #expect(try fs.stat(root + "/g").inode == inode)
         try fs.unlink(root + "/g")
-        do { try fs.unlink(root + "/g"); Issue.record("expected ENOENT") } catch { #expect(error.errno == .ENOENT) }
-        do { _ = try fs.open(root + "/nope", flags: O_RDONLY); Issue.record("expected ENOENT") } catch {
+        do {
+            try fs.unlink(root + "/g")
+            Issue.record("expected ENOENT")
+        } catch { #expect(error.errno == .ENOENT) }
+        do {
+            _ = try fs.open(root + "/nope", flags: O_RDONLY)
+            Issue.record("expected ENOENT")
+        } catch {
             #expect(error.errno == .ENOENT)
         }
     }
@@ -94,12 +109,16 @@ final class CephFSMountTests {
         try fs.open(dir + "/file", flags: O_CREAT | O_WRONLY).close()
         try fs.symlink(target: "file", at: dir + "/ln")
         let entries = try fs.listDirectory(dir).sorted { $0.name < $1.name }
-        #expect(entries == [
-            DirectoryEntry(name: "file", kind: .file),
-            DirectoryEntry(name: "ln", kind: .symlink),
-            DirectoryEntry(name: "sub", kind: .directory),
-        ])
-        do { _ = try fs.openDirectory(dir + "/missing"); Issue.record("expected ENOENT") } catch {
+        #expect(
+            entries == [
+                DirectoryEntry(name: "file", kind: .file),
+                DirectoryEntry(name: "ln", kind: .symlink),
+                DirectoryEntry(name: "sub", kind: .directory),
+            ])
+        do {
+            _ = try fs.openDirectory(dir + "/missing")
+            Issue.record("expected ENOENT")
+        } catch {
             #expect(error.errno == .ENOENT)
         }
     }
@@ -156,7 +175,10 @@ final class CephFSMountTests {
         #expect(id > 0)
         m.close()
         m.close()
-        do { _ = try m.stat("/"); Issue.record("expected ESHUTDOWN") } catch { #expect(error.errno == .ESHUTDOWN) }
+        do {
+            _ = try m.stat("/")
+            Issue.record("expected ESHUTDOWN")
+        } catch { #expect(error.errno == .ESHUTDOWN) }
         m.cluster.shutdown()
     }
 }

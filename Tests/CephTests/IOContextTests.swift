@@ -1,7 +1,7 @@
 import Ceph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @Suite("IOContext", .enabled(if: TestCluster.isAvailable, "needs the dev cluster"))
 struct IOContextTests {

@@ -1,13 +1,16 @@
 import Ceph
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 @Test("the dev cluster is reachable (CI never skips cluster tests)")
 func clusterIsReachable() throws {
     if let reason = TestCluster.unavailableReason {
-        if TestCluster.isCI { Issue.record("CI=true but the cluster is unavailable: \(reason)") }
-        else { print("*** cluster tests are skipped: \(reason) ***") }
+        if TestCluster.isCI {
+            Issue.record("CI=true but the cluster is unavailable: \(reason)")
+        } else {
+            print("*** cluster tests are skipped: \(reason) ***")
+        }
     }
 }
 

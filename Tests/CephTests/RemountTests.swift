@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -53,15 +53,16 @@ struct CephFSMountRemountTests {
 
         // The first call that sees the session gone fails, saying so.
         var failure: CephError?
-        #expect(waitUntil(timeout: 30) {
-            do throws(CephError) {
-                _ = try fs.stat(dir)
-                return false
-            } catch {
-                failure = error
-                return true
-            }
-        }, "no call failed after the eviction")
+        #expect(
+            waitUntil(timeout: 30) {
+                do throws(CephError) {
+                    _ = try fs.stat(dir)
+                    return false
+                } catch {
+                    failure = error
+                    return true
+                }
+            }, "no call failed after the eviction")
         #expect(failure?.errno == .ESHUTDOWN, "\(failure.map { "\($0)" } ?? "none")")
         #expect(failure?.description.contains("replaced by a new mount") == true, "\(failure.map { "\($0)" } ?? "none")")
 
@@ -83,10 +84,15 @@ struct CephFSMountRemountTests {
 
     @Test func withoutEnableRemountAnEvictedMountStaysEvicted() throws {
         let fs = try TestCluster.mount()
-        defer { fs.abort(); fs.cluster.shutdown() }
+        defer {
+            fs.abort()
+            fs.cluster.shutdown()
+        }
         let id = try fs.instanceID()
         try Self.evict(id)
-        #expect(waitUntil(timeout: 30) { cephErrno { () throws(CephError) in _ = try fs.stat("/") } != nil }, "no call failed after the eviction")
+        #expect(
+            waitUntil(timeout: 30) { cephErrno { () throws(CephError) in _ = try fs.stat("/") } != nil },
+            "no call failed after the eviction")
         for _ in 0..<3 {
             #expect(cephErrno { () throws(CephError) in _ = try fs.stat("/") } == .ESHUTDOWN)
         }

@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 import VolumeClient
 import VolumeProtocol
 
@@ -56,7 +56,8 @@ struct AuthorizationTests {
     // MARK: Basics
 
     @Test func authorizeCreatesTheEntityWithVolumeCaps() async throws {
-        let g = unique("ag"), vol = unique("av")
+        let g = unique("ag")
+        let vol = unique("av")
         let path = try await volume(g, vol)
         let id = authID()
         let r = try await authorize(g, vol, id)
@@ -95,7 +96,8 @@ struct AuthorizationTests {
         try await volume(nil, vol)
         #expect(try await authorizedIDs(nil, vol) == .null)
         #expect(try await authorizedIDs(nil, unique("neverv")) == .null, "a volume that does not exist")
-        let a = authID("ga"), b = authID("gb")
+        let a = authID("ga")
+        let b = authID("gb")
         try await authorize(nil, vol, b)
         try await authorize(nil, vol, a, readonly: true)
         let ids = try #require(try await authorizedIDs(nil, vol).arrayValue)
@@ -124,7 +126,9 @@ struct AuthorizationTests {
     }
 
     @Test func twoVolumesForOneID() async throws {
-        let g = unique("twog"), v1 = unique("two1"), v2 = unique("two2")
+        let g = unique("twog")
+        let v1 = unique("two1")
+        let v2 = unique("two2")
         let p1 = try await volume(g, v1)
         let p2 = try await volume(nil, v2)
         let id = authID()
@@ -153,7 +157,8 @@ struct AuthorizationTests {
     }
 
     @Test func tenantMismatchIsRefused() async throws {
-        let v1 = unique("tm1"), v2 = unique("tm2")
+        let v1 = unique("tm1")
+        let v2 = unique("tm2")
         try await volume(nil, v1)
         try await volume(nil, v2)
         let id = authID()
@@ -161,8 +166,9 @@ struct AuthorizationTests {
         let before = try admin.authGet(id)
 
         for other: String? in ["beta", nil] {
-            let e = try #require(await v.error(
-                "authorize", ["volume_path": vpath(nil, v2), "auth_id": .string(id), "tenant_id": .str(other)]))
+            let e = try #require(
+                await v.error(
+                    "authorize", ["volume_path": vpath(nil, v2), "auth_id": .string(id), "tenant_id": .str(other)]))
             #expect(e.code == .engineError)
             #expect(e.engineType == .volumeClientError)
             #expect(e.message == "auth ID: \(id) is already in use")
@@ -207,7 +213,8 @@ struct AuthorizationTests {
         #expect(try await authorizedIDs(nil, vol) == .null)
 
         // With tenant and readonly too: still refused.
-        #expect(await v.error("authorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id), "tenant_id": "t", "readonly": true]) != nil)
+        #expect(
+            await v.error("authorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id), "tenant_id": "t", "readonly": true]) != nil)
         #expect(try admin.authGet(id) == before)
 
         let r = try await authorize(nil, vol, id, tenant: "t", allowExisting: true)
@@ -248,7 +255,8 @@ struct AuthorizationTests {
     }
 
     @Test func outOfBandCapsSurviveDeauthorize() async throws {
-        let v1 = unique("oobv1"), v2 = unique("oobv2")
+        let v1 = unique("oobv1")
+        let v2 = unique("oobv2")
         let p1 = try await volume(nil, v1)
         let p2 = try await volume(nil, v2)
         let id = authID("oobx")
@@ -256,12 +264,14 @@ struct AuthorizationTests {
         // An operator adds grants of their own.
         let extraMDS = "allow r path=/shared"
         let extraOSD = "allow r pool=cephfs_data namespace=shared"
-        try admin.authSetCaps(id, caps: [
-            "mds": "\(Self.mds(p1)), \(extraMDS)",
-            "osd": "\(Self.osd(v1)), \(extraOSD)",
-            "mon": "allow rw",
-            "mgr": "allow r",
-        ])
+        try admin.authSetCaps(
+            id,
+            caps: [
+                "mds": "\(Self.mds(p1)), \(extraMDS)",
+                "osd": "\(Self.osd(v1)), \(extraOSD)",
+                "mon": "allow rw",
+                "mgr": "allow r",
+            ])
         try await authorize(nil, v2, id)
         let both = try #require(try admin.authGet(id))
         #expect(Set(both.tokens("mds")) == [Self.mds(p1), extraMDS, Self.mds(p2)])
@@ -286,8 +296,9 @@ struct AuthorizationTests {
         let service = TestCluster.environment!.serviceID
         let before = try #require(try admin.authGet(service))
         for allow in [false, true] {
-            let e = try #require(await v.error(
-                "authorize", ["volume_path": vpath(nil, vol), "auth_id": .string(service), "allow_existing_id": .bool(allow)]))
+            let e = try #require(
+                await v.error(
+                    "authorize", ["volume_path": vpath(nil, vol), "auth_id": .string(service), "allow_existing_id": .bool(allow)]))
             #expect(e.code == .engineError)
             #expect(e.engineType == .volumeClientError)
         }
@@ -299,7 +310,9 @@ struct AuthorizationTests {
     // MARK: Refusals that must leave nothing behind
 
     @Test func volumeIDReusedInAnotherGroupIsRefused() async throws {
-        let g1 = unique("reg1"), g2 = unique("reg2"), vol = unique("rev")
+        let g1 = unique("reg1")
+        let g2 = unique("reg2")
+        let vol = unique("rev")
         try await volume(g1, vol)
         scratch.group(g2)
         for other: String? in [g2, nil] {
@@ -318,7 +331,8 @@ struct AuthorizationTests {
     }
 
     @Test func authorizeOnAMissingVolumeCreatesNothing() async throws {
-        let g = unique("mg"), vol = unique("mv")
+        let g = unique("mg")
+        let vol = unique("mv")
         scratch.volume(g, vol)
         let id = authID()
         for group: String? in [g, nil] {

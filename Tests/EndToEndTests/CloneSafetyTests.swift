@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 import VolumeClient
 import VolumeProtocol
 
@@ -86,7 +86,10 @@ struct CloneSafetyTests {
     /// to a file in it, and to that tenant's auth metadata, then an operator
     /// clones some snapshot into the destination.
     @Test func cloneNeverFollowsLinksPlantedInTheDestination() async throws {
-        let g = unique("csg"), victim = unique("csvic"), src = unique("cssrc"), dst = unique("csdst")
+        let g = unique("csg")
+        let victim = unique("csvic")
+        let src = unique("cssrc")
+        let dst = unique("csdst")
         let victimPath = try await createVolume(g, victim)
         let srcPath = try await createVolume(g, src)
         let dstPath = try await createVolume(g, dst)
@@ -150,7 +153,10 @@ struct CloneSafetyTests {
     /// the fix the clone wrote the forgery, and `recover` then granted the
     /// tenant mds caps on the victim's path.
     @Test func oneTenantCannotForgeItsAuthMetadataThroughAClone() async throws {
-        let g = unique("ctg"), victim = unique("ctvic"), src = unique("ctsrc"), dst = unique("ctdst")
+        let g = unique("ctg")
+        let victim = unique("ctvic")
+        let src = unique("ctsrc")
+        let dst = unique("ctdst")
         let victimPath = try await createVolume(g, victim)
         let srcPath = try await createVolume(g, src)
         let dstPath = try await createVolume(g, dst)
@@ -224,7 +230,10 @@ struct CloneSafetyTests {
     /// never written through (a hard link to it keeps the old bytes); a
     /// directory where the snapshot has a file is refused, not followed or removed.
     @Test func existingEntriesAreReplacedOrRefusedNeverWrittenThrough() async throws {
-        let g = unique("ceg"), src = unique("cesrc"), dst = unique("cedst"), dst2 = unique("cedst2")
+        let g = unique("ceg")
+        let src = unique("cesrc")
+        let dst = unique("cedst")
+        let dst2 = unique("cedst2")
         let srcPath = try await createVolume(g, src)
         let dstPath = try await createVolume(g, dst)
         let dst2Path = try await createVolume(g, dst2)
@@ -243,17 +252,19 @@ struct CloneSafetyTests {
         try admin.writeFile(dstPath + "/d/f", Array("old f\n".utf8), mode: 0o600)
         try fs.link(dstPath + "/d/f", to: dstPath + "/hardlink")
         try await clone(g, from: src, snap, to: dst)
-        #expect(try tree(dstPath) == [
-            "d": "dir 755", "d/extra": "file 644 kept\n", "d/f": "file 640 new f\n",
-            "hardlink": "file 600 old f\n", "blocker": "file 644 a file\n",
-        ])
+        #expect(
+            try tree(dstPath) == [
+                "d": "dir 755", "d/extra": "file 644 kept\n", "d/f": "file 640 new f\n",
+                "hardlink": "file 600 old f\n", "blocker": "file 644 a file\n",
+            ])
 
         // dst2: a directory where the snapshot has a file.
         try fs.mkdir(dst2Path + "/blocker", mode: 0o755)
         try admin.writeFile(dst2Path + "/blocker/inside", Array("tenant data\n".utf8))
-        let e = try #require(await v.error(
-            "clone_volume_to_existing",
-            ["dest_volume_path": vpath(g, dst2), "src_volume_path": vpath(g, src), "src_snapshot_name": .string(snap)]))
+        let e = try #require(
+            await v.error(
+                "clone_volume_to_existing",
+                ["dest_volume_path": vpath(g, dst2), "src_volume_path": vpath(g, src), "src_snapshot_name": .string(snap)]))
         #expect(e.engineType == .clusterError)
         #expect(e.errnoName == "EISDIR")
         #expect(try admin.readFile(dst2Path + "/blocker/inside") == Array("tenant data\n".utf8))
@@ -265,7 +276,9 @@ struct CloneSafetyTests {
     /// `.snap`. Copied by name, it would land in the destination's snapshot
     /// directory, making snapshots there; the copy skips it.
     @Test func anEntryNamedLikeTheSnapshotDirectoryIsSkipped() async throws {
-        let g = unique("cxg"), src = unique("cxsrc"), dst = unique("cxdst")
+        let g = unique("cxg")
+        let src = unique("cxsrc")
+        let dst = unique("cxdst")
         let srcPath = try await createVolume(g, src)
         let dstPath = try await createVolume(g, dst)
         var options = TestCluster.options()

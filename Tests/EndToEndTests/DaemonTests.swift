@@ -1,8 +1,8 @@
 import Foundation
 import JSONValue
 import POSIXSupport
-import Testing
 import TestSupport
+import Testing
 import VolumeClient
 import VolumeProtocol
 
@@ -105,7 +105,10 @@ struct DaemonTests {
         p.arguments = DaemonProcess.standardArguments(socket: path)
         p.standardError = FileHandle.nullDevice
         try p.run()
-        defer { kill(p.processIdentifier, SIGTERM); p.waitUntilExit() }
+        defer {
+            kill(p.processIdentifier, SIGTERM)
+            p.waitUntilExit()
+        }
         let deadline = Date().addingTimeInterval(60)
         var answered = false
         while Date() < deadline, !answered {
@@ -178,8 +181,10 @@ struct DaemonTests {
         let env = try #require(TestCluster.environment)
         let r = try runProcess(
             BuiltProducts.path("cephfs-volumed"),
-            ["--socket", NSTemporaryDirectory() + "bp-\(value).sock", "--conf", env.confPath, "--id", env.serviceID,
-             "--instance", DaemonProcess.uniqueInstanceName(), "--busy-poll-us=\(value)"])
+            [
+                "--socket", NSTemporaryDirectory() + "bp-\(value).sock", "--conf", env.confPath, "--id", env.serviceID,
+                "--instance", DaemonProcess.uniqueInstanceName(), "--busy-poll-us=\(value)",
+            ])
         #expect(r.status != 0)
         #expect(r.stderr.contains("busy_poll_us must be between 0 and 10000"), "\(r.stderr)")
     }

@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 import VolumeClient
 import VolumeProtocol
 
@@ -63,7 +63,8 @@ struct EvictionTests {
     }
 
     @Test func evictByAuthIDStopsOnlyThatIDsMounts() async throws {
-        let a = unique("eva"), b = unique("evb")
+        let a = unique("eva")
+        let b = unique("evb")
         let pathA = try await volumeWithGuests([a])
         let pathB = try await volumeWithGuests([b])
         let ga = try GuestMount(id: a, root: pathA)

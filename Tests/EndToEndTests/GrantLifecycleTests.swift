@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 import VolumeClient
 import VolumeProtocol
 
@@ -38,7 +38,10 @@ struct GrantLifecycleTests {
     func authorize(_ vol: String, _ id: String, tenant: String = "t1", allowExisting: Bool = false) async throws -> String {
         let r = try await v.call(
             "authorize",
-            ["volume_path": vpath(nil, vol), "auth_id": .string(id), "tenant_id": .string(tenant), "allow_existing_id": .bool(allowExisting)])
+            [
+                "volume_path": vpath(nil, vol), "auth_id": .string(id), "tenant_id": .string(tenant),
+                "allow_existing_id": .bool(allowExisting),
+            ])
         let key = try #require(r["auth_key"]?.stringValue)
         try GuestMount.writeKeyring(id: id, key: key)
         return key
@@ -72,7 +75,8 @@ struct GrantLifecycleTests {
     // MARK: Item 2: grants do not outlive their volume
 
     @Test func deleteRevokesGrantsSoAReusedNameIsNotReadable() async throws {
-        let vol = unique("reuse"), keep = unique("keep")
+        let vol = unique("reuse")
+        let keep = unique("keep")
         let path = try await volume(vol)
         let keepPath = try await volume(keep)
         let oldTenant = authID("oldt")
@@ -83,8 +87,9 @@ struct GrantLifecycleTests {
         #expect(Self.readAs(oldTenant, root: path, file: "missing").errno == .ENOENT, "the grant works before the delete")
 
         try await v.call("delete_volume", ["volume_path": vpath(nil, vol)])
-        #expect(try admin.authGet(oldTenant)?.caps == ["mds": Self.mds(keepPath), "osd": Self.osd(keep), "mon": "allow r"],
-                "delete_volume revoked the deleted volume's grant and nothing else")
+        #expect(
+            try admin.authGet(oldTenant)?.caps == ["mds": Self.mds(keepPath), "osd": Self.osd(keep), "mon": "allow r"],
+            "delete_volume revoked the deleted volume's grant and nothing else")
         let meta = try admin.readJSON(VolumeLayout.authMeta(oldTenant))
         #expect(meta["subvolumes"]?.objectValue?.keys.sorted() == ["None/\(keep)"])
         try await v.call("purge_volume", ["volume_path": vpath(nil, vol)])
@@ -107,7 +112,8 @@ struct GrantLifecycleTests {
     @Test func deleteRemovesAnEntityWhoseOnlyGrantWasTheVolume() async throws {
         let vol = unique("only")
         try await volume(vol)
-        let a = authID("onlya"), b = authID("onlyb")
+        let a = authID("onlya")
+        let b = authID("onlyb")
         try await authorize(vol, a)
         try await authorize(vol, b, tenant: "t2")
         try await v.call("delete_volume", ["volume_path": vpath(nil, vol)])
@@ -134,7 +140,8 @@ struct GrantLifecycleTests {
             group.addTask { _ = try await client.call("delete_volume", params: ["volume_path": vpath(nil, doomed)]) }
             for o in others {
                 group.addTask {
-                    _ = try await client.call("authorize", params: ["volume_path": vpath(nil, o), "auth_id": .string(id), "tenant_id": "t1"])
+                    _ = try await client.call(
+                        "authorize", params: ["volume_path": vpath(nil, o), "auth_id": .string(id), "tenant_id": "t1"])
                 }
             }
             try await group.waitForAll()
@@ -162,7 +169,10 @@ struct GrantLifecycleTests {
         let owner = UInt64.random(in: 1...UInt64.max)
         try file.flock(.exclusive, owner: owner)
         var unlocked = false
-        defer { if !unlocked { try? file.flock(.unlock, owner: owner) }; file.close() }
+        defer {
+            if !unlocked { try? file.flock(.unlock, owner: owner) }
+            file.close()
+        }
 
         let client = v.client
         let call = Task { () -> Result<JSONValue, any Error> in
@@ -174,7 +184,9 @@ struct GrantLifecycleTests {
         }
         // The auth entry is written (dirty) before the volume lock is asked for.
         // Generous: in CI's full run this once took over 30 s (the whole suite is under load there).
-        let dirty = waitUntil(timeout: 120) { admin.exists(VolumeLayout.authMeta(id)) && (try? admin.readJSON(VolumeLayout.authMeta(id)))?["dirty"] == true }
+        let dirty = waitUntil(timeout: 120) {
+            admin.exists(VolumeLayout.authMeta(id)) && (try? admin.readJSON(VolumeLayout.authMeta(id)))?["dirty"] == true
+        }
         #expect(dirty, "auth metadata never became dirty: \(String(describing: try? admin.readJSON(VolumeLayout.authMeta(id))))")
         try await Task.sleep(for: .milliseconds(500))
         _ = try? admin.fs.mkdir(VolumeLayout.prefix + "/_deleting", mode: 0o755)
@@ -198,7 +210,8 @@ struct GrantLifecycleTests {
     /// A volume deleted as the v6 Python client does (rename to the trash,
     /// unlink the volume metadata, grants left in place), then made again.
     @Test func createRevokesGrantsLeftByAV6Delete() async throws {
-        let vol = unique("v6del"), keep = unique("v6keep")
+        let vol = unique("v6del")
+        let keep = unique("v6keep")
         let path = try await volume(vol)
         let keepPath = try await volume(keep)
         let old = authID("v6old")
@@ -210,8 +223,9 @@ struct GrantLifecycleTests {
         #expect(try admin.authGet(old)?.tokens("mds").contains(Self.mds(path)) == true, "the v6 delete left the grant")
 
         try await volume(vol)
-        #expect(try admin.authGet(old)?.caps == ["mds": Self.mds(keepPath), "osd": Self.osd(keep), "mon": "allow r"],
-                "create_volume revoked the leftover grant")
+        #expect(
+            try admin.authGet(old)?.caps == ["mds": Self.mds(keepPath), "osd": Self.osd(keep), "mon": "allow r"],
+            "create_volume revoked the leftover grant")
         let meta = try admin.readJSON(VolumeLayout.authMeta(old))
         #expect(meta["subvolumes"]?.objectValue?.keys.sorted() == ["None/\(keep)"])
         try admin.writeFile(path + "/secret", Array("x".utf8))
@@ -242,10 +256,13 @@ struct GrantLifecycleTests {
     /// grant, from the auth metadata.
     @Test func createRevokesLeftoversWithoutTheAuthLsCap() async throws {
         let service = authID("minsvc")
-        try admin.authCreate(service, caps: [
-            "mds": "allow *", "osd": "allow rw", "mgr": "allow r",
-            "mon": #"allow r, allow command "auth del", allow command "auth caps", allow command "auth get", allow command "auth get-or-create""#,
-        ])
+        try admin.authCreate(
+            service,
+            caps: [
+                "mds": "allow *", "osd": "allow rw", "mgr": "allow r",
+                "mon":
+                    #"allow r, allow command "auth del", allow command "auth caps", allow command "auth get", allow command "auth get-or-create""#,
+            ])
         let key = try #require(try admin.authGet(service)?.key)
         try GuestMount.writeKeyring(id: service, key: key)
         let daemon = try WatchedDaemon(extraArguments: ["--id", service])
@@ -253,7 +270,8 @@ struct GrantLifecycleTests {
 
         let vol = unique("minv")
         scratch.volume(nil, vol)
-        let path = try #require(try await minimal.call("create_volume", params: ["volume_path": vpath(nil, vol)])["mount_path"]?.stringValue)
+        let path = try #require(
+            try await minimal.call("create_volume", params: ["volume_path": vpath(nil, vol)])["mount_path"]?.stringValue)
         let old = authID("minold")
         _ = try await minimal.call("authorize", params: ["volume_path": vpath(nil, vol), "auth_id": .string(old)])
         _ = try? admin.fs.mkdir(VolumeLayout.prefix + "/_deleting", mode: 0o755)
@@ -279,8 +297,9 @@ struct GrantLifecycleTests {
         #expect(meta["tenant_id"] == .null, "v6 stores a missing tenant as null")
         let before = try admin.authGet(id)
 
-        let e = try #require(await v.error(
-            "authorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id), "tenant_id": "None"]))
+        let e = try #require(
+            await v.error(
+                "authorize", ["volume_path": vpath(nil, vol), "auth_id": .string(id), "tenant_id": "None"]))
         #expect(e.code == .engineError)
         #expect(e.engineType == .volumeClientError)
         #expect(e.message == "auth ID: \(id) is already in use")
@@ -298,15 +317,17 @@ struct GrantLifecycleTests {
 
     @Test(arguments: ["mon-only", "volume-caps", "other-caps"])
     func deauthorizeRestoresAnExistingEntity(_ kind: String) async throws {
-        let vol = unique("exist"), other = unique("exo")
+        let vol = unique("exist")
+        let other = unique("exo")
         let path = try await volume(vol)
         let otherPath = try await volume(other)
         let id = authID("exist")
-        let caps: [String: String] = switch kind {
-        case "mon-only": ["mon": "allow r"]
-        case "volume-caps": ["mds": Self.mds(path), "osd": Self.osd(vol), "mon": "allow r"]
-        default: ["mds": "allow r path=/elsewhere", "osd": "allow r pool=cephfs_data namespace=elsewhere", "mon": "allow r"]
-        }
+        let caps: [String: String] =
+            switch kind {
+            case "mon-only": ["mon": "allow r"]
+            case "volume-caps": ["mds": Self.mds(path), "osd": Self.osd(vol), "mon": "allow r"]
+            default: ["mds": "allow r path=/elsewhere", "osd": "allow r pool=cephfs_data namespace=elsewhere", "mon": "allow r"]
+            }
         try admin.authCreate(id, caps: caps)
         let before = try #require(try admin.authGet(id))
 

@@ -1,7 +1,7 @@
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Daemon lifecycle", .serialized, .enabled(if: TestCluster.isAvailable, "needs the dev cluster"))
 struct LifecycleTests {
@@ -14,13 +14,20 @@ struct LifecycleTests {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
         // No --socket: the daemon must use the socket systemd passes.
-        p.arguments = ["-l", path, BuiltProducts.path("cephfs-volumed"),
-                       "--conf", env.confPath, "--id", env.serviceID, "--fs-name", env.fsName,
-                       "--instance", DaemonProcess.uniqueInstanceName()]
+        p.arguments = [
+            "-l", path, BuiltProducts.path("cephfs-volumed"),
+            "--conf", env.confPath, "--id", env.serviceID, "--fs-name", env.fsName,
+            "--instance", DaemonProcess.uniqueInstanceName(),
+        ]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        defer {
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+            }
+        }
         var client: LineClient?
         for _ in 0..<100 where client == nil {
             client = try? LineClient(path: path)
@@ -64,16 +71,19 @@ struct LifecycleTests {
         let config = dir + "/volumed.json"
         let socket = dir + "/from-config.sock"
         try """
-            {"socket": "\(socket)", "conf": "\(env.confPath)", "id": "\(env.serviceID)", "fs_name": "\(env.fsName)",
-             "instance": "from-config", "max_line_length": 4096, "log_level": "debug"}
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        {"socket": "\(socket)", "conf": "\(env.confPath)", "id": "\(env.serviceID)", "fs_name": "\(env.fsName)",
+         "instance": "from-config", "max_line_length": 4096, "log_level": "debug"}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: BuiltProducts.path("cephfs-volumed"))
         let flagInstance = TestCluster.uniqueName("from-flag")
         p.arguments = ["--config", config, "--instance", flagInstance]
         p.standardError = FileHandle.nullDevice
         try p.run()
-        defer { kill(p.processIdentifier, SIGTERM); p.waitUntilExit() }
+        defer {
+            kill(p.processIdentifier, SIGTERM)
+            p.waitUntilExit()
+        }
         var client: LineClient?
         for _ in 0..<200 where client == nil {
             client = try? LineClient(path: socket)

@@ -1,7 +1,7 @@
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 import VolumeClient
 import VolumeService
 
@@ -82,8 +82,9 @@ struct PackagingTests {
         for exe in [daemon, cli] {
             let ldd = try command("ldd", [exe])
             #expect(ldd.status == 0)
-            #expect(!ldd.stdout.contains("libswift") && !ldd.stdout.contains("/opt/swift") && !ldd.stdout.contains("not found"),
-                    "\(ldd.stdout)")
+            #expect(
+                !ldd.stdout.contains("libswift") && !ldd.stdout.contains("/opt/swift") && !ldd.stdout.contains("not found"),
+                "\(ldd.stdout)")
             let file = try command("readelf", ["-dW", exe])
             #expect(!file.stdout.contains("RUNPATH") && !file.stdout.contains("RPATH"), "\(file.stdout)")
         }
@@ -191,8 +192,9 @@ struct PackagingTests {
         let pkg = try DebianPackage.get()
         for page in ["man8/cephfs-volumed.8.gz", "man1/rpc-cli.1.gz"] {
             // What lintian runs for its manpage-has-errors-from-man check.
-            let r = try command("man", ["--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z", pkg.root + "/usr/share/man/" + page],
-                                environment: ["MANROFFSEQ": "", "MANWIDTH": "80"])
+            let r = try command(
+                "man", ["--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z", pkg.root + "/usr/share/man/" + page],
+                environment: ["MANROFFSEQ": "", "MANWIDTH": "80"])
             #expect(r.status == 0, "\(page): \(r.stderr)")
             #expect(r.stderr.isEmpty, "\(page): \(r.stderr)")
         }
@@ -216,12 +218,16 @@ struct PackagingTests {
         let execStart = try #require(service.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
         #expect(execStart == "ExecStart=/usr/sbin/cephfs-volumed --config /etc/cephfs-volumed/volumed.json")
         #expect(socket.contains("\nListenStream=\(VolumeClient.defaultSocketPath)\n"))
-        for setting in ["SocketMode=0660", "SocketUser=cephfs-volumed", "SocketGroup=cephfs-volumed", "RemoveOnStop=yes", "WantedBy=sockets.target"] {
+        for setting in [
+            "SocketMode=0660", "SocketUser=cephfs-volumed", "SocketGroup=cephfs-volumed", "RemoveOnStop=yes", "WantedBy=sockets.target",
+        ] {
             #expect(socket.contains("\n\(setting)\n"), "\(setting)")
         }
-        for setting in ["Requires=cephfs-volumed.socket", "User=cephfs-volumed", "Group=cephfs-volumed", "NoNewPrivileges=yes",
-                        "ProtectSystem=strict", "MemoryDenyWriteExecute=yes", "CapabilityBoundingSet=",
-                        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "Restart=on-failure", "KillSignal=SIGTERM"] {
+        for setting in [
+            "Requires=cephfs-volumed.socket", "User=cephfs-volumed", "Group=cephfs-volumed", "NoNewPrivileges=yes",
+            "ProtectSystem=strict", "MemoryDenyWriteExecute=yes", "CapabilityBoundingSet=",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "Restart=on-failure", "KillSignal=SIGTERM",
+        ] {
             #expect(service.contains("\n\(setting)\n"), "\(setting)")
         }
         #expect(!service.split(separator: "\n").contains { $0.hasPrefix("RuntimeDirectory") }, "the socket unit owns /run/cephfs-volumed")
@@ -229,8 +235,9 @@ struct PackagingTests {
         try service.replacingOccurrences(of: "ExecStart=/usr/sbin/", with: "ExecStart=\(pkg.root)/usr/sbin/")
             .write(toFile: units + "/cephfs-volumed.service", atomically: true, encoding: .utf8)
         try socket.write(toFile: units + "/cephfs-volumed.socket", atomically: true, encoding: .utf8)
-        let r = try command("systemd-analyze", ["verify", units + "/cephfs-volumed.socket", units + "/cephfs-volumed.service"],
-                            environment: ["MANPATH": pkg.root + "/usr/share/man"])
+        let r = try command(
+            "systemd-analyze", ["verify", units + "/cephfs-volumed.socket", units + "/cephfs-volumed.service"],
+            environment: ["MANPATH": pkg.root + "/usr/share/man"])
         #expect(r.status == 0)
         // verify reports unknown keys and bad values as warnings and still exits 0.
         #expect((r.stdout + r.stderr).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(r.stdout)\(r.stderr)")
@@ -244,7 +251,8 @@ struct PackagingTests {
         let r = try command("systemd-sysusers", ["--root=" + root, pkg.root + "/usr/lib/sysusers.d/cephfs-volumed.conf"])
         #expect(r.status == 0, "\(r.stderr)")
         let passwd = try String(contentsOfFile: root + "/etc/passwd", encoding: .utf8)
-        let user = try #require(passwd.split(separator: "\n").first { $0.hasPrefix("cephfs-volumed:") }).split(separator: ":", omittingEmptySubsequences: false)
+        let user = try #require(passwd.split(separator: "\n").first { $0.hasPrefix("cephfs-volumed:") }).split(
+            separator: ":", omittingEmptySubsequences: false)
         #expect(user.count == 7)
         #expect(Int(user[2]).map { $0 > 0 && $0 < 1000 } == true, "a system uid")
         #expect(user[5] == "/nonexistent")
@@ -269,8 +277,12 @@ struct PackagingTests {
         }
         _ = FileManager.default.createFile(atPath: root + "/var/lib/dpkg/status", contents: Data())
         func dpkg(_ arguments: [String]) throws {
-            let r = try command("dpkg", ["--root=" + root, "--instdir=" + root, "--admindir=" + root + "/var/lib/dpkg",
-                                         "--force-depends", "--force-script-chrootless", "--force-not-root"] + arguments)
+            let r = try command(
+                "dpkg",
+                [
+                    "--root=" + root, "--instdir=" + root, "--admindir=" + root + "/var/lib/dpkg",
+                    "--force-depends", "--force-script-chrootless", "--force-not-root",
+                ] + arguments)
             #expect(r.status == 0, "dpkg \(arguments): \(r.stdout)\(r.stderr)")
         }
         func exists(_ path: String) -> Bool {
@@ -278,8 +290,10 @@ struct PackagingTests {
             return FileManager.default.fileExists(atPath: root + path, isDirectory: &isDir)
                 || (try? FileManager.default.destinationOfSymbolicLink(atPath: root + path)) != nil
         }
-        let enabled = ["/etc/systemd/system/sockets.target.wants/cephfs-volumed.socket",
-                       "/etc/systemd/system/multi-user.target.wants/cephfs-volumed.service"]
+        let enabled = [
+            "/etc/systemd/system/sockets.target.wants/cephfs-volumed.socket",
+            "/etc/systemd/system/multi-user.target.wants/cephfs-volumed.service",
+        ]
 
         try dpkg(["-i", pkg.deb])
         let passwd = (try? String(contentsOfFile: root + "/etc/passwd", encoding: .utf8)) ?? ""
@@ -295,8 +309,10 @@ struct PackagingTests {
         try dpkg(["-r", "cephfs-volumed"])
         #expect(!exists("/usr/sbin/cephfs-volumed"))
         #expect(exists("/etc/cephfs-volumed/volumed.json"), "remove keeps the conffile")
-        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/etc/systemd/system/cephfs-volumed.service")) == "/dev/null",
-                "remove masks the units, as dh_installsystemd does")
+        #expect(
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/etc/systemd/system/cephfs-volumed.service"))
+                == "/dev/null",
+            "remove masks the units, as dh_installsystemd does")
 
         try dpkg(["-P", "cephfs-volumed"])
         #expect(!exists("/etc/cephfs-volumed/volumed.json"))
@@ -331,7 +347,8 @@ struct PackagingTests {
         let sandbox = try DebianPackage.sandbox()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: sandbox)
-        p.arguments = [pkg.root + "/usr/sbin/cephfs-volumed", "--config", pkg.root + "/etc/cephfs-volumed/volumed.json"]
+        p.arguments =
+            [pkg.root + "/usr/sbin/cephfs-volumed", "--config", pkg.root + "/etc/cephfs-volumed/volumed.json"]
             + clusterFlags(env, instance: instance) + ["--socket", socket]
         p.environment = ["PATH": "/usr/bin:/bin"]
         let log = dir + "/daemon.log"
@@ -340,7 +357,12 @@ struct PackagingTests {
         p.standardError = FileHandle(forWritingAtPath: log)
         p.standardInput = FileHandle.nullDevice
         try p.run()
-        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        defer {
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+            }
+        }
         let c = try connect(socket, process: p, log: log)
         try exerciseVolumeCalls(c, instance: instance)
         kill(p.processIdentifier, SIGTERM)
@@ -380,7 +402,12 @@ struct PackagingTests {
         p.standardError = FileHandle(forWritingAtPath: log)
         p.standardInput = FileHandle.nullDevice
         try p.run()
-        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        defer {
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+            }
+        }
         let c = try connect(socket, process: p, log: log)
         try exerciseVolumeCalls(c, instance: instance)
         kill(p.processIdentifier, SIGTERM)
@@ -405,7 +432,7 @@ struct PackagingTests {
                 throw DaemonError("daemon exited with \(p.terminationStatus): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
             }
             if let c = try? LineClient(path: socket), let reply = try? c.request(#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#),
-               reply.contains("pong")
+                reply.contains("pong")
             {
                 return c
             }
@@ -486,7 +513,9 @@ struct PackagingTests {
 }
 
 /// Runs a command found on PATH.
-private func command(_ name: String, _ arguments: [String], timeout: TimeInterval = 120, environment: [String: String] = [:]) throws -> ProcessResult {
+private func command(_ name: String, _ arguments: [String], timeout: TimeInterval = 120, environment: [String: String] = [:]) throws
+    -> ProcessResult
+{
     var env = ProcessInfo.processInfo.environment
     env.merge(environment) { _, new in new }
     return try runProcess("/usr/bin/env", [name] + arguments, timeout: timeout, environment: env)
@@ -534,8 +563,9 @@ private struct DebianPackage: Sendable {
 
         // Lintian runs inside build-deb (errors fail the build) and again in lintianIsClean.
         // Niced: the first, cold release build takes minutes of both cores while other suites run.
-        let r = try runProcess("/usr/bin/nice", ["-n", "10", repository + "/packaging/build-deb", work + "/out"], timeout: 3600,
-                               environment: ProcessInfo.processInfo.environment)
+        let r = try runProcess(
+            "/usr/bin/nice", ["-n", "10", repository + "/packaging/build-deb", work + "/out"], timeout: 3600,
+            environment: ProcessInfo.processInfo.environment)
         guard r.status == 0, let deb = r.stdout.split(separator: "\n").last.map(String.init), deb.hasSuffix(".deb") else {
             throw DaemonError("packaging/build-deb failed (\(r.status)):\n\(r.stderr.suffix(6000))")
         }

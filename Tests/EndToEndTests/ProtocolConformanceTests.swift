@@ -1,10 +1,10 @@
 import Foundation
 import JSONValue
 import Logging
-import Testing
-import TestSupport
-import VolumeEngine
 import RPCServer
+import TestSupport
+import Testing
+import VolumeEngine
 import VolumeService
 
 /// protocol/ is the source of truth: the served methods must match it, and

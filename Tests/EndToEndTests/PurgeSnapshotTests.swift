@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 import VolumeClient
 import VolumeProtocol
 
@@ -52,7 +52,8 @@ struct PurgeSnapshotTests {
     }
 
     @Test func purgeUnderAGroupSnapshotKeepsTheGroupSnapshot() async throws {
-        let g = unique("pgs"), vol = unique("pgv")
+        let g = unique("pgs")
+        let vol = unique("pgv")
         let path = try await volume(g, vol)
         try admin.writeFile(path + "/f", Array("data".utf8))
         try await v.call("create_snapshot_group", ["group_id": .string(g), "snapshot_name": "gs"])

@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 import VolumeClient
 import VolumeProtocol
 
@@ -55,7 +55,9 @@ struct QAScenariosTests {
     // MARK: test_lifecycle
 
     @Test func lifecycle() async throws {
-        let g = unique("lcg"), vol = unique("lcv"), id = unique("lcguest")
+        let g = unique("lcg")
+        let vol = unique("lcv")
+        let id = unique("lcguest")
         let path = try await createVolume(g, vol, ["size": .int(100 << 20)])
         try await authorizeGuest(g, vol, id, tenant: "tenant1")
         #expect(try await v.call("get_authorized_ids", ["volume_path": vpath(g, vol)]) == [[.string(id), "rw"]])
@@ -105,7 +107,11 @@ struct QAScenariosTests {
     // MARK: test_idempotency
 
     @Test func everyMutatingCallCanBeRepeated() async throws {
-        let g = unique("idg"), vol = unique("idv"), id = unique("idguest"), snap = unique("ids"), gsnap = unique("idgs")
+        let g = unique("idg")
+        let vol = unique("idv")
+        let id = unique("idguest")
+        let snap = unique("ids")
+        let gsnap = unique("idgs")
         scratch.group(g)
         scratch.volume(g, vol)
         scratch.authID(id)
@@ -144,7 +150,8 @@ struct QAScenariosTests {
     // MARK: test_data_isolated
 
     @Test func dataIsolatedVolumeHasItsOwnPool() async throws {
-        let vol = unique("disov"), id = unique("disoguest")
+        let vol = unique("disov")
+        let id = unique("disoguest")
         let pool = VolumeLayout.pool(vol)
         scratch.pool(pool)
         let path = try await createVolume(nil, vol, ["data_isolated": true])
@@ -177,7 +184,8 @@ struct QAScenariosTests {
     // MARK: test_readonly_authorization
 
     @Test func readonlyGuestCannotWrite() async throws {
-        let vol = unique("rov"), id = unique("roguest")
+        let vol = unique("rov")
+        let id = unique("roguest")
         let path = try await createVolume(nil, vol)
         try admin.writeFile(path + "/existing", Array("hello".utf8))
         try await authorizeGuest(nil, vol, id, tenant: "tenant1", readonly: true)
@@ -202,8 +210,11 @@ struct QAScenariosTests {
     // MARK: test_multitenant_volumes and metadata format
 
     @Test func multiTenantMetadata() async throws {
-        let g = unique("mtg"), v1 = unique("mtv1"), v2 = unique("mtv2")
-        let a = unique("mta"), b = unique("mtb")
+        let g = unique("mtg")
+        let v1 = unique("mtv1")
+        let v2 = unique("mtv2")
+        let a = unique("mta")
+        let b = unique("mtb")
         try await createVolume(g, v1)
         try await createVolume(g, v2)
         try await authorizeGuest(g, v1, a, tenant: "tenant1")
@@ -221,8 +232,9 @@ struct QAScenariosTests {
         #expect(vmeta["auths"] == expectedAuths([(a, "rw"), (b, "rw")]), "\(vmeta)")
 
         // A tenant cannot take over another tenant's ID.
-        let e = try #require(await v.error(
-            "authorize", ["volume_path": vpath(g, v2), "auth_id": .string(b), "tenant_id": "tenant1"]))
+        let e = try #require(
+            await v.error(
+                "authorize", ["volume_path": vpath(g, v2), "auth_id": .string(b), "tenant_id": "tenant1"]))
         #expect(e.message == "auth ID: \(b) is already in use")
         #expect(try admin.readJSON(VolumeLayout.authMeta(b)) == metaB)
 
@@ -262,7 +274,9 @@ struct QAScenariosTests {
     }
 
     @Test func oldStyleAuthMetadataIsUpgradedDuringRecover() async throws {
-        let g = unique("oldg"), vol = unique("oldv"), id = unique("oldguest")
+        let g = unique("oldg")
+        let vol = unique("oldv")
+        let id = unique("oldguest")
         let path = try await createVolume(g, vol)
         try await authorizeGuest(g, vol, id, tenant: "tenant1")
         let caps = try admin.authGet(id)?.caps
@@ -278,15 +292,20 @@ struct QAScenariosTests {
     }
 
     @Test func oldStyleAuthMetadataIsUpgradedDuringAuthorize() async throws {
-        let g = unique("oldag"), v1 = unique("oldav1"), v2 = unique("oldav2"), id = unique("oldaguest")
+        let g = unique("oldag")
+        let v1 = unique("oldav1")
+        let v2 = unique("oldav2")
+        let id = unique("oldaguest")
         try await createVolume(g, v1)
         try await createVolume(g, v2)
         try await authorizeGuest(g, v1, id, tenant: "tenant1")
         try makeOldStyle(id, dirty: false)
 
         try await authorizeGuest(g, v2, id, tenant: "tenant1")
-        #expect(try admin.readJSON(VolumeLayout.authMeta(id)) == expectedAuthMeta(
-            tenant: "tenant1", [("\(g)/\(v1)", "rw"), ("\(g)/\(v2)", "rw")]))
+        #expect(
+            try admin.readJSON(VolumeLayout.authMeta(id))
+                == expectedAuthMeta(
+                    tenant: "tenant1", [("\(g)/\(v1)", "rw"), ("\(g)/\(v2)", "rw")]))
         // Deauthorize reads the upgraded file.
         try await v.call("deauthorize", ["volume_path": vpath(g, v1), "auth_id": .string(id)])
         try await v.call("deauthorize", ["volume_path": vpath(g, v2), "auth_id": .string(id)])
@@ -297,7 +316,8 @@ struct QAScenariosTests {
     // MARK: test_volume_without_namespace_isolation
 
     @Test func volumeWithoutNamespaceIsolation() async throws {
-        let vol = unique("nnv"), id = unique("nnguest")
+        let vol = unique("nnv")
+        let id = unique("nnguest")
         let path = try await createVolume(nil, vol, ["namespace_isolated": false])
         #expect(admin.xattr(path, "ceph.dir.layout.pool_namespace") == nil)
         try await authorizeGuest(nil, vol, id, tenant: "tenant1")

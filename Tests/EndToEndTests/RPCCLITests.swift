@@ -1,8 +1,8 @@
 import Foundation
 import JSONValue
 import POSIXSupport
-import Testing
 import TestSupport
+import Testing
 import VolumeClient
 import VolumeProtocol
 
@@ -104,11 +104,12 @@ struct RPCCLITests {
     @Test func helpListsEverySubcommandAndTheDefaultSocket() async throws {
         let help = try await bare("--help")
         expectSuccess(help)
-        let listed = Set(help.stdout.split(whereSeparator: \.isNewline).compactMap { line -> String? in
-            // Subcommand lines are indented by two spaces.
-            guard line.hasPrefix("  "), !line.hasPrefix("   ") else { return nil }
-            return line.split(separator: " ").first.map(String.init)
-        })
+        let listed = Set(
+            help.stdout.split(whereSeparator: \.isNewline).compactMap { line -> String? in
+                // Subcommand lines are indented by two spaces.
+                guard line.hasPrefix("  "), !line.hasPrefix("   ") else { return nil }
+                return line.split(separator: " ").first.map(String.init)
+            })
         for sub in Self.subcommands {
             #expect(listed.contains(sub), "rpc-cli --help does not list \(sub)")
         }
@@ -210,7 +211,8 @@ struct RPCCLITests {
         scratch.volume(nil, plain)
         let plainJSON = try await cli("create-volume", "--volume", plain, "--no-namespace-isolated", "--mode", "700", "--json")
         expectSuccess(plainJSON)
-        #expect(try JSONValue.parse(plainJSON.stdout.trimmingCharacters(in: .newlines))
+        #expect(
+            try JSONValue.parse(plainJSON.stdout.trimmingCharacters(in: .newlines))
                 == ["mount_path": .string(VolumeLayout.volumePath(nil, plain))])
         #expect(admin.xattr(VolumeLayout.volumePath(nil, plain), "ceph.dir.layout.pool_namespace") == nil)
         #expect(try admin.fs.stat(VolumeLayout.volumePath(nil, plain), followSymlinks: false).mode & 0o7777 == 0o700)
@@ -219,8 +221,9 @@ struct RPCCLITests {
         try admin.writeFile(path + "/f.txt", Array("snapshotted".utf8))
         expectSuccess(try await cli("create-snapshot-volume", "--group", g, "--volume", v, "--snapshot", "s1"))
         #expect(admin.exists(path + "/.snap/s1"))
-        expectSuccess(try await cli(
-            "clone-volume-to-existing", "--dest-volume", plain, "--src-group", g, "--src-volume", v, "--snapshot", "s1"))
+        expectSuccess(
+            try await cli(
+                "clone-volume-to-existing", "--dest-volume", plain, "--src-group", g, "--src-volume", v, "--snapshot", "s1"))
         #expect(try admin.readFile(VolumeLayout.volumePath(nil, plain) + "/f.txt") == Array("snapshotted".utf8))
         expectSuccess(try await cli("destroy-snapshot-volume", "--group", g, "--volume", v, "--snapshot", "s1"))
         #expect(!admin.exists(path + "/.snap/s1"))
@@ -343,8 +346,9 @@ struct RPCCLITests {
         let lines = withVersion.stdout.split(separator: "\n").map(String.init)
         let version = try #require(lines.first.flatMap { $0.hasPrefix("version: ") ? UInt64($0.dropFirst(9)) : nil })
         #expect(lines.dropFirst().first == "data: \(Base64.encode(Array("hello, world".utf8)))")
-        expectSuccess(try await cli(
-            "put-object-versioned", "--pool", Self.pool, "--object", object, "--data", "v2", "--version", String(version)))
+        expectSuccess(
+            try await cli(
+                "put-object-versioned", "--pool", Self.pool, "--object", object, "--data", "v2", "--version", String(version)))
         let stale = try await cli(
             "put-object-versioned", "--pool", Self.pool, "--object", object, "--data", "v3", "--version", String(version))
         #expect(stale.status != 0)
@@ -354,7 +358,8 @@ struct RPCCLITests {
         #expect(v2.stdout.hasPrefix("version: "))
         #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: output))) == Array("v2".utf8))
         let v2JSON = try JSONValue.parse(
-            try await cli("get-object-and-version", "--pool", Self.pool, "--object", object, "--json").stdout.trimmingCharacters(in: .newlines))
+            try await cli("get-object-and-version", "--pool", Self.pool, "--object", object, "--json").stdout.trimmingCharacters(
+                in: .newlines))
         #expect(v2JSON["data"] == .string(Base64.encode(Array("v2".utf8))))
 
         expectSuccess(try await cli("delete-object", "--pool", Self.pool, "--object", object))

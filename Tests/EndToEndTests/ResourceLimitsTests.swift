@@ -1,7 +1,7 @@
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 /// Issue 12: what one client can make the daemon hold (memory, descriptors,
 /// CPU), and names librados cannot represent. Memory is read from the
@@ -32,7 +32,8 @@ struct ResourceLimitsTests {
             let reply = try JSONValue.parse(try c.request(call(method, params)))
             #expect(reply["error"]?["code"] == -32602, "\(method) \(params): \(reply)")
             // The victim is untouched after every attempt.
-            #expect(try result(c, "get_object", #"{"pool_name":"cephfs_data","object_name":"\#(victim)"}"#) == .string(original),
+            #expect(
+                try result(c, "get_object", #"{"pool_name":"cephfs_data","object_name":"\#(victim)"}"#) == .string(original),
                 "after \(method) \(params)")
         }
     }
@@ -45,7 +46,8 @@ struct ResourceLimitsTests {
         let name = TestCluster.uniqueName("small")
         let setup = try LineClient(path: d.socketPath)
         defer { _ = try? setup.request(call("delete_object", #"{"pool_name":"cephfs_data","object_name":"\#(name)"}"#)) }
-        #expect(try result(setup, "put_object", #"{"pool_name":"cephfs_data","object_name":"\#(name)","data":"MDEyMzQ1Njc4OQ=="}"#) == .null)
+        #expect(
+            try result(setup, "put_object", #"{"pool_name":"cephfs_data","object_name":"\#(name)","data":"MDEyMzQ1Njc4OQ=="}"#) == .null)
         let before = try ProcStatus(pid: pid)
 
         // 24 calls at once: 4 connections with 6 pipelined each, 3 rounds.
@@ -271,7 +273,8 @@ struct ResourceLimitsTests {
         // Once the peers go, descriptors come back and a new client is served.
         clients.removeAll()
         let served = waitUntil(timeout: 60) {
-            (try? LineClient(path: d.socketPath, receiveTimeout: 5).request(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#))?.contains("pong") == true
+            (try? LineClient(path: d.socketPath, receiveTimeout: 5).request(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#))?.contains("pong")
+                == true
         }
         #expect(served)
     }
@@ -284,7 +287,9 @@ private func call(_ method: String, _ params: String) -> String {
 }
 
 /// The result of one call; records an issue for an error reply.
-private func result(_ c: LineClient, _ method: String, _ params: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue? {
+private func result(_ c: LineClient, _ method: String, _ params: String, sourceLocation: SourceLocation = #_sourceLocation) throws
+    -> JSONValue?
+{
     let reply = try JSONValue.parse(try c.request(call(method, params)))
     if let e = reply["error"] { Issue.record("\(method): \(e)", sourceLocation: sourceLocation) }
     return reply["result"]

@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 import VolumeClient
 import VolumeProtocol
 
@@ -126,8 +126,10 @@ struct ValidationTests {
             try await refused("create_group", ["group_id": bad], naming: "group_id")
             try await refused("destroy_group", ["group_id": bad], naming: "group_id")
             try await refused("create_volume", ["volume_path": ["group_id": bad, "volume_id": .string(u)]], naming: "volume_path.group_id")
-            try await refused("delete_volume", ["volume_path": ["group_id": bad, "volume_id": .string(f.volume)]], naming: "volume_path.group_id")
-            try await refused("purge_volume", ["volume_path": ["group_id": bad, "volume_id": .string(f.volume)]], naming: "volume_path.group_id")
+            try await refused(
+                "delete_volume", ["volume_path": ["group_id": bad, "volume_id": .string(f.volume)]], naming: "volume_path.group_id")
+            try await refused(
+                "purge_volume", ["volume_path": ["group_id": bad, "volume_id": .string(f.volume)]], naming: "volume_path.group_id")
             try await refused(
                 "authorize", ["volume_path": ["group_id": bad, "volume_id": .string(f.volume)], "auth_id": .string(f.authID)],
                 naming: "volume_path.group_id")
@@ -196,7 +198,8 @@ struct ValidationTests {
             let u = f.token
             let bad = JSONValue.string(Self.invalidIdentifiers(u).first { $0.0 == which }!.1)
             let id = unique("tenantguest")
-            try await refused("authorize", ["volume_path": vpath(f.group, f.volume), "auth_id": .string(id), "tenant_id": bad], naming: "tenant_id")
+            try await refused(
+                "authorize", ["volume_path": vpath(f.group, f.volume), "auth_id": .string(id), "tenant_id": bad], naming: "tenant_id")
             #expect(try admin.authGet(id) == nil)
             #expect(!admin.exists(VolumeLayout.authMeta(id)))
         }
@@ -209,8 +212,10 @@ struct ValidationTests {
             let bad = JSONValue.string(Self.invalidIdentifiers(u).first { $0.0 == which }!.1)
             let volumeSnaps = admin.names(VolumeLayout.volumePath(f.group, f.volume) + "/.snap")
             let groupSnaps = admin.names(VolumeLayout.groupPath(f.group) + "/.snap")
-            try await refused("create_snapshot_volume", ["volume_path": vpath(f.group, f.volume), "snapshot_name": bad], naming: "snapshot_name")
-            try await refused("destroy_snapshot_volume", ["volume_path": vpath(f.group, f.volume), "snapshot_name": bad], naming: "snapshot_name")
+            try await refused(
+                "create_snapshot_volume", ["volume_path": vpath(f.group, f.volume), "snapshot_name": bad], naming: "snapshot_name")
+            try await refused(
+                "destroy_snapshot_volume", ["volume_path": vpath(f.group, f.volume), "snapshot_name": bad], naming: "snapshot_name")
             try await refused("create_snapshot_group", ["group_id": .string(f.group), "snapshot_name": bad], naming: "snapshot_name")
             try await refused("destroy_snapshot_group", ["group_id": .string(f.group), "snapshot_name": bad], naming: "snapshot_name")
             try await refused(
@@ -328,7 +333,8 @@ struct ValidationTests {
         try await expectNothingChanges { () async throws in
             let u = f.token
             try await refused("create_volume", ["volume_path": vpath(nil, u), "sise": 10], naming: "sise")
-            try await refused("authorize", ["volume_path": vpath(f.group, f.volume), "auth_id": .string(u), "read_only": true], naming: "read_only")
+            try await refused(
+                "authorize", ["volume_path": vpath(f.group, f.volume), "auth_id": .string(u), "read_only": true], naming: "read_only")
             try await refused("create_group", ["group_id": .string(u), "group": "x"], naming: "group")
             try await refused("ping", ["x": 1], naming: "x")
             #expect(!admin.exists(VolumeLayout.volumePath(nil, u)))

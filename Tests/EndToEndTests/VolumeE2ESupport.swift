@@ -1,7 +1,7 @@
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 import VolumeClient
 import VolumeProtocol
 
@@ -30,7 +30,8 @@ final class Volumed: Sendable {
     ) async -> RPCError? {
         do {
             let result = try await client.call(method, params: params)
-            Issue.record("\(method) \(params.map { "\($0)" } ?? "") succeeded with \(result); expected an error", sourceLocation: sourceLocation)
+            Issue.record(
+                "\(method) \(params.map { "\($0)" } ?? "") succeeded with \(result); expected an error", sourceLocation: sourceLocation)
             return nil
         } catch let e as RPCError {
             return e

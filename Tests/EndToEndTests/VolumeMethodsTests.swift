@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 import VolumeClient
 import VolumeProtocol
 
@@ -82,7 +82,8 @@ struct VolumeMethodsTests {
     // MARK: Volumes
 
     @Test func createVolumeInAGroup() async throws {
-        let g = unique("cgrp"), vol = unique("cvol")
+        let g = unique("cgrp")
+        let vol = unique("cvol")
         let path = try await createVolume(g, vol, ["size": .int(10 << 20)])
         #expect(path == "/volumes/\(g)/\(vol)")
         let st = try admin.fs.stat(path)
@@ -106,7 +107,8 @@ struct VolumeMethodsTests {
         #expect(path == "/volumes/_nogroup/\(vol)")
         #expect(try admin.fs.stat(path).permissions == 0o755)
         #expect(admin.xattr(path, "ceph.dir.layout.pool_namespace") == "fsvolumens_\(vol)", "namespace isolation is the default")
-        #expect(admin.xattr(path, "ceph.quota.max_bytes") == nil || admin.xattr(path, "ceph.quota.max_bytes") == "0", "no quota without size")
+        #expect(
+            admin.xattr(path, "ceph.quota.max_bytes") == nil || admin.xattr(path, "ceph.quota.max_bytes") == "0", "no quota without size")
         #expect(admin.exists("/volumes/_:\(vol).meta"))
         let again = try await v.call("create_volume", ["volume_path": vpath(nil, vol)])
         #expect(again["mount_path"]?.stringValue == path)
@@ -121,7 +123,8 @@ struct VolumeMethodsTests {
     }
 
     @Test func deleteVolumeMovesItToTheTrashAndIsIdempotent() async throws {
-        let g = unique("delg"), vol = unique("delvol")
+        let g = unique("delg")
+        let vol = unique("delvol")
         let path = try await createVolume(g, vol)
         try admin.writeFile(path + "/f", randomBytes(1000))
         let inode = try admin.fs.stat(path).inode
@@ -225,7 +228,8 @@ struct VolumeMethodsTests {
     // MARK: Snapshots
 
     @Test func volumeSnapshots() async throws {
-        let g = unique("sgrp"), vol = unique("svol")
+        let g = unique("sgrp")
+        let vol = unique("svol")
         let path = try await createVolume(g, vol)
         try admin.writeFile(path + "/f", Array("before".utf8))
         let snap = unique("snap")
@@ -241,7 +245,9 @@ struct VolumeMethodsTests {
 
         #expect(try await v.call("destroy_snapshot_volume", ["volume_path": vpath(g, vol), "snapshot_name": .string(snap)]) == .null)
         #expect(!admin.exists(snapPath))
-        #expect(try await v.call("destroy_snapshot_volume", ["volume_path": vpath(g, vol), "snapshot_name": .string(snap)]) == .null, "idempotent")
+        #expect(
+            try await v.call("destroy_snapshot_volume", ["volume_path": vpath(g, vol), "snapshot_name": .string(snap)]) == .null,
+            "idempotent")
 
         // With a mode.
         let snap2 = unique("snapm")
@@ -249,7 +255,8 @@ struct VolumeMethodsTests {
         #expect(admin.exists(path + "/.snap/" + snap2))
         try await v.call("destroy_snapshot_volume", ["volume_path": vpath(g, vol), "snapshot_name": .string(snap2)])
 
-        let missing = try #require(await v.error("create_snapshot_volume", ["volume_path": vpath(g, unique("nosnapvol")), "snapshot_name": "s"]))
+        let missing = try #require(
+            await v.error("create_snapshot_volume", ["volume_path": vpath(g, unique("nosnapvol")), "snapshot_name": "s"]))
         #expect(missing.code == .engineError)
         #expect(missing.errno == 2)
     }
@@ -269,9 +276,11 @@ struct VolumeMethodsTests {
 
         #expect(try await v.call("destroy_snapshot_group", ["group_id": .string(g), "snapshot_name": .string(snap)]) == .null)
         #expect(!admin.exists(snapPath))
-        #expect(try await v.call("destroy_snapshot_group", ["group_id": .string(g), "snapshot_name": .string(snap)]) == .null, "idempotent")
+        #expect(
+            try await v.call("destroy_snapshot_group", ["group_id": .string(g), "snapshot_name": .string(snap)]) == .null, "idempotent")
 
-        let missing = try #require(await v.error("create_snapshot_group", ["group_id": .string(unique("nosnapgrp")), "snapshot_name": "s"]))
+        let missing = try #require(
+            await v.error("create_snapshot_group", ["group_id": .string(unique("nosnapgrp")), "snapshot_name": "s"]))
         #expect(missing.code == .engineError)
         #expect(missing.errno == 2)
     }
@@ -284,11 +293,13 @@ struct VolumeMethodsTests {
         let instance = "e2e-snapstop-\(UUID().uuidString.prefix(8))"
         let daemon = try DaemonProcess(extraArguments: ["--instance", instance])
         let client = VolumeClient(socketPath: daemon.socketPath, callTimeout: 60)
-        let g = unique("stopg"), vol = unique("stopv")
+        let g = unique("stopg")
+        let vol = unique("stopv")
         scratch.group(g)
         scratch.volume(g, vol)
         try await client.call("create_volume", params: ["volume_path": vpath(g, vol)])
-        #expect(try await client.call("destroy_snapshot_volume", params: ["volume_path": vpath(g, vol), "snapshot_name": "absent"]) == .null)
+        #expect(
+            try await client.call("destroy_snapshot_volume", params: ["volume_path": vpath(g, vol), "snapshot_name": "absent"]) == .null)
         #expect(try await client.call("destroy_snapshot_group", params: ["group_id": .string(g), "snapshot_name": "absent"]) == .null)
         // And a volume that goes through the trash afterwards.
         try await client.call("delete_volume", params: ["volume_path": vpath(g, vol)])
@@ -348,7 +359,9 @@ struct VolumeMethodsTests {
     }
 
     @Test func cloneVolumeToExistingCopiesASnapshotExactly() async throws {
-        let g = unique("clg"), src = unique("clsrc"), dst = unique("cldst")
+        let g = unique("clg")
+        let src = unique("clsrc")
+        let dst = unique("cldst")
         let srcPath = try await createVolume(g, src)
         let dstPath = try await createVolume(g, dst)
 
@@ -379,9 +392,10 @@ struct VolumeMethodsTests {
         let expected = try tree(srcPath + "/.snap/" + snap)
         #expect(expected.count == 13, "\(expected.keys.sorted())")
 
-        #expect(try await v.call(
-            "clone_volume_to_existing",
-            ["dest_volume_path": vpath(g, dst), "src_volume_path": vpath(g, src), "src_snapshot_name": .string(snap)]) == .null)
+        #expect(
+            try await v.call(
+                "clone_volume_to_existing",
+                ["dest_volume_path": vpath(g, dst), "src_volume_path": vpath(g, src), "src_snapshot_name": .string(snap)]) == .null)
 
         let cloned = try tree(dstPath)
         #expect(Set(cloned.keys) == Set(expected.keys))
@@ -401,12 +415,14 @@ struct VolumeMethodsTests {
     }
 
     @Test func cloneFromAMissingSnapshotIsObjectNotFound() async throws {
-        let src = unique("cmsrc"), dst = unique("cmdst")
+        let src = unique("cmsrc")
+        let dst = unique("cmdst")
         try await createVolume(nil, src)
         let dstPath = try await createVolume(nil, dst)
-        let e = try #require(await v.error(
-            "clone_volume_to_existing",
-            ["dest_volume_path": vpath(nil, dst), "src_volume_path": vpath(nil, src), "src_snapshot_name": "nosuchsnap"]))
+        let e = try #require(
+            await v.error(
+                "clone_volume_to_existing",
+                ["dest_volume_path": vpath(nil, dst), "src_volume_path": vpath(nil, src), "src_snapshot_name": "nosuchsnap"]))
         #expect(e.code == .engineError)
         #expect(e.engineType == .objectNotFound)
         #expect(e.errno == 2)
@@ -415,9 +431,11 @@ struct VolumeMethodsTests {
         // A missing destination too.
         let snap = unique("cms")
         try await v.call("create_snapshot_volume", ["volume_path": vpath(nil, src), "snapshot_name": .string(snap)])
-        let e2 = try #require(await v.error(
-            "clone_volume_to_existing",
-            ["dest_volume_path": vpath(nil, unique("cmnodst")), "src_volume_path": vpath(nil, src), "src_snapshot_name": .string(snap)]))
+        let e2 = try #require(
+            await v.error(
+                "clone_volume_to_existing",
+                ["dest_volume_path": vpath(nil, unique("cmnodst")), "src_volume_path": vpath(nil, src), "src_snapshot_name": .string(snap)])
+        )
         #expect(e2.engineType == .objectNotFound)
         try await v.call("destroy_snapshot_volume", ["volume_path": vpath(nil, src), "snapshot_name": .string(snap)])
     }
@@ -486,16 +504,18 @@ struct VolumeMethodsTests {
         #expect(version > 0)
 
         // With the current version: accepted.
-        #expect(try await v.call(
-            "put_object_versioned", obj(name, ["data": .string(Base64.encode(Array("v2".utf8))), "version": .int(version)])) == .null)
+        #expect(
+            try await v.call(
+                "put_object_versioned", obj(name, ["data": .string(Base64.encode(Array("v2".utf8))), "version": .int(version)])) == .null)
         let second = try await v.call("get_object_and_version", obj(name))
         #expect(second["data"] == .string(Base64.encode(Array("v2".utf8))))
         let version2 = try #require(second["version"]?.int64Value)
         #expect(version2 > version)
 
         // With the stale version: refused, and the object is unchanged.
-        let stale = try #require(await v.error(
-            "put_object_versioned", obj(name, ["data": .string(Base64.encode(Array("v3".utf8))), "version": .int(version)])))
+        let stale = try #require(
+            await v.error(
+                "put_object_versioned", obj(name, ["data": .string(Base64.encode(Array("v3".utf8))), "version": .int(version)])))
         #expect(stale.code == .engineError)
         #expect(stale.errno != nil, "\(stale)")
         #expect(try await v.call("get_object", obj(name)) == .string(Base64.encode(Array("v2".utf8))))

@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 extension FaultTests {
     /// For every crash point of the engine (VOLUMED_CRASH_AT with
@@ -114,7 +114,8 @@ extension FaultTests {
                 // The crashing daemon.
                 let dir = WorkDir("cp\(i)")
                 let instance = "fault-cp\(i)-\(run)"
-                let crashing = try VolumedProcess(instance: instance, socketPath: dir.socket, extraArguments: crashPrefixArguments, crashAt: step)
+                let crashing = try VolumedProcess(
+                    instance: instance, socketPath: dir.socket, extraArguments: crashPrefixArguments, crashAt: step)
                 let session = try RPCSession(socket: crashing.socketPath, timeout: 60)
                 do {
                     let o = try session.call(method, params)
@@ -128,7 +129,8 @@ extension FaultTests {
                 if exit == nil { crashing.kill9() }
 
                 // Restart under the same instance name and socket; time the first calls.
-                let restarted = try VolumedProcess(instance: instance, socketPath: dir.socket, extraArguments: crashPrefixArguments, waitReady: false)
+                let restarted = try VolumedProcess(
+                    instance: instance, socketPath: dir.socket, extraArguments: crashPrefixArguments, waitReady: false)
                 let ping = try restarted.waitUntilReady(timeout: 90)
                 let s = try RPCSession(socket: restarted.socketPath, timeout: 90)
                 var outcome = "ok"
@@ -169,7 +171,9 @@ extension FaultTests {
                     let ids = try s.require("get_authorized_ids", ["volume_path": vp(vol)])
                     #expect(ids == [[.string(id), "rw"]], "\(step): get_authorized_ids")
                     if kind == "create_volume" {
-                        #expect(admin.xattr(vol.path(prefix: crashPrefix), "ceph.dir.layout.pool_namespace") == "fsvolumens_\(vol.volume)", "\(step): namespace")
+                        #expect(
+                            admin.xattr(vol.path(prefix: crashPrefix), "ceph.dir.layout.pool_namespace") == "fsvolumens_\(vol.volume)",
+                            "\(step): namespace")
                         #expect(admin.exists(vol.metadataPath(prefix: crashPrefix)), "\(step): volume metadata file")
                     }
                 case "deauthorize":
@@ -197,7 +201,8 @@ extension FaultTests {
                     } catch {
                         wedged = true
                         Issue.record(
-                            "\(step): purge_volume after the repeated delete_volume did not answer within 15 s (\(error)); see deleteTwiceThenPurge")
+                            "\(step): purge_volume after the repeated delete_volume did not answer within 15 s (\(error)); see deleteTwiceThenPurge"
+                        )
                     }
                 }
                 progress("checked")
@@ -220,7 +225,9 @@ extension FaultTests {
                 print(col(r.step, 34) + col(secs(r.ping), 9) + col(secs(r.firstCalls), 9) + col(secs(r.total), 9) + r.outcome)
             }
             let worst = rows.max { $0.total < $1.total }
-            print("crash points covered: \(rows.count)/\(Self.crashPoints.count); worst restart to first lock-taking call: \(worst.map { "\(secs($0.total)) s (\($0.step))" } ?? "-"); budget \(Int(Self.restartLimit)) s, target 5 s")
+            print(
+                "crash points covered: \(rows.count)/\(Self.crashPoints.count); worst restart to first lock-taking call: \(worst.map { "\(secs($0.total)) s (\($0.step))" } ?? "-"); budget \(Int(Self.restartLimit)) s, target 5 s"
+            )
         }
 
         /// A crash point needs the daemon's hidden `--enable-crash-points` flag
@@ -239,7 +246,9 @@ extension FaultTests {
                 let o = try s.call("create_volume", ["volume_path": vp(vol)])
                 #expect(o.ok, "create_volume: \(o)")
             } catch {
-                Issue.record("create_volume with only VOLUMED_CRASH_AT set: \(error); daemon: \(daemon.waitForExit(timeout: 5).map { "\($0)" } ?? "running")")
+                Issue.record(
+                    "create_volume with only VOLUMED_CRASH_AT set: \(error); daemon: \(daemon.waitForExit(timeout: 5).map { "\($0)" } ?? "running")"
+                )
             }
             #expect(daemon.isRunning)
             if daemon.isRunning { #expect(daemon.stop()?.status == 0) }
@@ -249,8 +258,9 @@ extension FaultTests {
         @Test("--enable-crash-points needs VOLUMED_CRASH_AT naming a step")
         func enablingNeedsAKnownStep() throws {
             let dir = WorkDir("arm")
-            let argv = VolumedProcess.arguments(
-                conf: TestCluster.environment!.confPath, socket: dir.socket, instance: "fault-arm-\(tag())") + ["--enable-crash-points"]
+            let argv =
+                VolumedProcess.arguments(
+                    conf: TestCluster.environment!.confPath, socket: dir.socket, instance: "fault-arm-\(tag())") + ["--enable-crash-points"]
             for (value, message) in [(nil, "VOLUMED_CRASH_AT is not set"), ("no.such_step", "names no crash point: 'no.such_step'")] {
                 var env = ProcessInfo.processInfo.environment
                 env["VOLUMED_CRASH_AT"] = value

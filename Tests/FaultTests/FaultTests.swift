@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 /// Crash-safety and fault-tolerance tests of cephfs-volumed. Every suite is
 /// nested here, so the whole target runs one test at a time: they kill

@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -69,7 +69,9 @@ extension FaultTests {
         /// Calls to mutating methods that must be rejected with -32602 before anything is touched.
         static func rejectedCalls(keep: VolumeRef, tag: String) -> [(String, JSONValue)] {
             let good = vp(keep)
-            let badVolumeIDs: [JSONValue] = ["", ".", "..", "../etc", "_x", "$x", "a b", "x.meta", "a/b", "é", .string(String(repeating: "v", count: 300)), 7, .null]
+            let badVolumeIDs: [JSONValue] = [
+                "", ".", "..", "../etc", "_x", "$x", "a b", "x.meta", "a/b", "é", .string(String(repeating: "v", count: 300)), 7, .null,
+            ]
             var calls: [(String, JSONValue)] = []
             for bad in badVolumeIDs {
                 let path: JSONValue = ["group_id": .null, "volume_id": bad]
@@ -84,7 +86,9 @@ extension FaultTests {
                 calls.append(("create_group", ["group_id": badGroup]))
                 calls.append(("destroy_group", ["group_id": badGroup]))
             }
-            for badID: JSONValue in ["", "bad id", "client.x/..", "$x", "_x", "x.meta", "admin!", .string(String(repeating: "i", count: 250)), 1, ["a"]] {
+            for badID: JSONValue in [
+                "", "bad id", "client.x/..", "$x", "_x", "x.meta", "admin!", .string(String(repeating: "i", count: 250)), 1, ["a"],
+            ] {
                 calls.append(("authorize", ["volume_path": good, "auth_id": badID]))
                 calls.append(("deauthorize", ["volume_path": good, "auth_id": badID]))
                 calls.append(("evict", ["auth_id": badID]))
@@ -226,12 +230,16 @@ extension FaultTests {
                     bytes = t.filter { $0 != 0x0A } + [0x0A]
                 case 3:
                     name = "wrong param types"
-                    let method = ["ping", "server_info", "get_authorized_ids", "get_used_bytes", "get_mon_addrs"].randomElement(using: &rng)!
-                    let params = [#"42"#, #""s""#, #"null"#, #"true"#, #"{"volume_path":[]}"#, #"{"volume_path":{"volume_id":1}}"#, #"[1,2,3]"#].randomElement(using: &rng)!
+                    let method = ["ping", "server_info", "get_authorized_ids", "get_used_bytes", "get_mon_addrs"].randomElement(
+                        using: &rng)!
+                    let params = [
+                        #"42"#, #""s""#, #"null"#, #"true"#, #"{"volume_path":[]}"#, #"{"volume_path":{"volume_id":1}}"#, #"[1,2,3]"#,
+                    ].randomElement(using: &rng)!
                     bytes = Array(#"{"jsonrpc":"2.0","id":7,"method":"\#(method)","params":\#(params)}"#.utf8) + [0x0A]
                 case 4:
                     name = "huge numbers"
-                    let n = ["1e400", "-1e400", "99999999999999999999999", "1e-400", "123456789012345678901234567890.5", "-0"].randomElement(using: &rng)!
+                    let n = ["1e400", "-1e400", "99999999999999999999999", "1e-400", "123456789012345678901234567890.5", "-0"]
+                        .randomElement(using: &rng)!
                     let line = [
                         #"{"jsonrpc":"2.0","id":\#(n),"method":"ping"}"#,
                         #"{"jsonrpc":"2.0","id":1,"method":"get_used_bytes","params":{"volume_path":{"group_id":null,"volume_id":\#(n)}}}"#,
@@ -254,12 +262,16 @@ extension FaultTests {
                     bytes = Array(line.utf8) + [0x0A]
                 case 6:
                     name = "invalid UTF-8"
-                    let bad: [[UInt8]] = [[0xFF], [0xC3, 0x28], [0xE2, 0x82], [0xF0, 0x28, 0x8C, 0x28], [0xED, 0xA0, 0x80], [0xC0, 0xAF]]
+                    let bad: [[UInt8]] = [
+                        [0xFF], [0xC3, 0x28], [0xE2, 0x82], [0xF0, 0x28, 0x8C, 0x28], [0xED, 0xA0, 0x80], [0xC0, 0xAF],
+                    ]
                     let b = bad.randomElement(using: &rng)!
                     let variants: [[UInt8]] = [
                         Array(#"{"jsonrpc":"2.0","id":1,"method":"ping"#.utf8) + b + Array(#""}"#.utf8),
                         Array(#"{"jsonrpc":"2.0","id":"#.utf8) + [0x22] + b + Array(#"","method":"ping"}"#.utf8),
-                        Array(#"{"jsonrpc":"2.0","id":1,"method":"get_authorized_ids","params":{"volume_path":{"group_id":null,"volume_id":"v"#.utf8) + b + Array(#""}}}"#.utf8),
+                        Array(
+                            #"{"jsonrpc":"2.0","id":1,"method":"get_authorized_ids","params":{"volume_path":{"group_id":null,"volume_id":"v"#
+                                .utf8) + b + Array(#""}}}"#.utf8),
                         b + Array(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#.utf8),
                     ]
                     bytes = variants.randomElement(using: &rng)! + [0x0A]
@@ -298,17 +310,25 @@ extension FaultTests {
                 }
                 if iteration % 50 == 0 {
                     let (pong, t) = timed { try? checker.call("ping") }
-                    if pong?.result != "pong" || t > 5 { failures.append("ping after iteration \(iteration): \(pong.map { "\($0)" } ?? "no reply") in \(secs(t)) s") }
+                    if pong?.result != "pong" || t > 5 {
+                        failures.append("ping after iteration \(iteration): \(pong.map { "\($0)" } ?? "no reply") in \(secs(t)) s")
+                    }
                 }
                 if !daemon.isRunning { break }
             }
             if !daemon.isRunning {
                 let kept = daemon.preserveLog("fuzz-crash-seed-\(seed)")
-                Issue.record("daemon died during fuzzing (\(daemon.exit.map { "\($0)" } ?? "?")) at case #\(iteration) (\(lastCase)); full log kept at \(kept)\n\(daemon.crashReport() ?? daemon.logTail())")
+                Issue.record(
+                    "daemon died during fuzzing (\(daemon.exit.map { "\($0)" } ?? "?")) at case #\(iteration) (\(lastCase)); full log kept at \(kept)\n\(daemon.crashReport() ?? daemon.logTail())"
+                )
                 return
             }
-            let refusedHint = failures.contains { $0.contains("send failed: 32") } ? " (EPIPE on send: the daemon refused new connections — see peerCloseReleasesConnection)" : ""
-            #expect(failures.count == 0, "\(failures.count) fuzz failures\(refusedHint); first ones:\n\(failures.prefix(8).joined(separator: "\n"))")
+            let refusedHint =
+                failures.contains { $0.contains("send failed: 32") }
+                ? " (EPIPE on send: the daemon refused new connections — see peerCloseReleasesConnection)" : ""
+            #expect(
+                failures.count == 0,
+                "\(failures.count) fuzz failures\(refusedHint); first ones:\n\(failures.prefix(8).joined(separator: "\n"))")
 
             // Rejected calls change nothing (retried: another test may create entities meanwhile).
             let rejected = Self.rejectedCalls(keep: keep, tag: run)

@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 extension FaultTests {
     /// The checker itself: silent on a consistent state, and it catches each
@@ -48,32 +48,49 @@ extension FaultTests {
 
             try expectCaught("(a)", "dirty auth metadata") {
                 try admin.writeFile(authPath, try withObject(authBytes) { $0["dirty"] = true })
-            } restore: { try admin.writeFile(authPath, authBytes) }
+            } restore: {
+                try admin.writeFile(authPath, authBytes)
+            }
             try expectCaught("(a)", "dirty volume entry") {
-                try admin.writeFile(volumePath, try withObject(volumeBytes) { $0["auths"] = .object([id: ["access_level": "rw", "dirty": true]]) })
-            } restore: { try admin.writeFile(volumePath, volumeBytes) }
+                try admin.writeFile(
+                    volumePath, try withObject(volumeBytes) { $0["auths"] = .object([id: ["access_level": "rw", "dirty": true]]) })
+            } restore: {
+                try admin.writeFile(volumePath, volumeBytes)
+            }
             try expectCaught("(b)", "caps at another level than the metadata") {
                 var caps = entity.caps
                 caps["mds"] = "allow r path=\(vol.path())"
                 try admin.authSetCaps(id, caps: caps)
-            } restore: { try admin.authSetCaps(id, caps: entity.caps) }
+            } restore: {
+                try admin.authSetCaps(id, caps: entity.caps)
+            }
             try expectCaught("(b)", "osd cap missing") {
                 var caps = entity.caps
                 caps["osd"] = nil
                 try admin.authSetCaps(id, caps: caps)
-            } restore: { try admin.authSetCaps(id, caps: entity.caps) }
+            } restore: {
+                try admin.authSetCaps(id, caps: entity.caps)
+            }
             try expectCaught("(b)", "grant without its volume metadata entry (orphan)") {
                 try admin.writeFile(volumePath, try withObject(volumeBytes) { $0["auths"] = [:] })
-            } restore: { try admin.writeFile(volumePath, volumeBytes) }
+            } restore: {
+                try admin.writeFile(volumePath, volumeBytes)
+            }
             try expectCaught("(c)", "volume caps without auth metadata") {
                 try admin.fs.unlink(authPath)
-            } restore: { try admin.writeFile(authPath, authBytes, mode: 0o755) }
+            } restore: {
+                try admin.writeFile(authPath, authBytes, mode: 0o755)
+            }
             try expectCaught("(d)", "unparsable metadata") {
                 try admin.writeFile(authPath, Array("{\"dirty\": fa".utf8))
-            } restore: { try admin.writeFile(authPath, authBytes) }
+            } restore: {
+                try admin.writeFile(authPath, authBytes)
+            }
             try expectCaught("(d)", "empty auth metadata") {
                 try admin.writeFile(authPath, [])
-            } restore: { try admin.writeFile(authPath, authBytes) }
+            } restore: {
+                try admin.writeFile(authPath, authBytes)
+            }
 
             try s.require("deauthorize", deauthorizeParams(vol, id))
             #expect(checker.check(authIDs: [id], volumes: [vol]) == [], "after deauthorize")

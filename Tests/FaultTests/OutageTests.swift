@@ -1,7 +1,7 @@
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -91,7 +91,8 @@ extension FaultTests.OutageFaults {
         let socket = daemon.socketPath
         let s = try RPCSession(socket: socket, timeout: 60)
         let vol = VolumeRef(nil, "mdsout-\(run)")
-        let idA = "mdsoutA-\(run)", idB = "mdsoutB-\(run)"
+        let idA = "mdsoutA-\(run)"
+        let idB = "mdsoutB-\(run)"
         try s.require("create_volume", ["volume_path": vp(vol)])
 
         try Self.freeze(pc, Self.allMDS)
@@ -105,17 +106,22 @@ extension FaultTests.OutageFaults {
         let queued = Pending(after: 1) { Self.call(socket, "deauthorize", deauthorizeParams(vol, idA), wait: wait) }
         let create = Pending { Self.call(socket, "create_volume", ["volume_path": vp(VolumeRef(nil, "mdsoutnew-\(run)"))], wait: wait) }
         let used = Pending { Self.call(socket, "get_used_bytes", ["volume_path": vp(vol)], wait: wait) }
-        for (name, p) in [("authorize", authorize), ("deauthorize queued behind it", queued), ("create_volume", create), ("get_used_bytes", used)] {
+        for (name, p) in [
+            ("authorize", authorize), ("deauthorize queued behind it", queued), ("create_volume", create), ("get_used_bytes", used),
+        ] {
             let r = p.result()
-            #expect(r.errorType == "ClusterTimeout" && r.seconds <= deadline * 2, "\(name) with every MDS frozen: \(r) (deadline \(deadline) s)")
+            #expect(
+                r.errorType == "ClusterTimeout" && r.seconds <= deadline * 2, "\(name) with every MDS frozen: \(r) (deadline \(deadline) s)"
+            )
         }
 
         // 300 calls stuck on the MDS take every thread the fs calls may use...
         let flood = 300
         let floodClients = try (0..<3).map { _ in try LineClient(path: socket, receiveTimeout: wait) }
-        let floodLine = JSONValue.object([
-            "jsonrpc": "2.0", "id": 1, "method": "get_used_bytes", "params": ["volume_path": vp(vol)],
-        ]).description + "\n"
+        let floodLine =
+            JSONValue.object([
+                "jsonrpc": "2.0", "id": 1, "method": "get_used_bytes", "params": ["volume_path": vp(vol)],
+            ]).description + "\n"
         let floodSent = Date()
         for i in 0..<flood { try floodClients[i % 3].send(floodLine) }
         usleep(1_000_000)
@@ -143,7 +149,9 @@ extension FaultTests.OutageFaults {
             }
         }
         let floodTook = Date().timeIntervalSince(floodSent)
-        #expect(floodAnswers == ["ClusterTimeout": flood] && floodTook <= deadline * 2 + 2, "\(flood) stuck get_used_bytes: \(floodAnswers) in \(secs(floodTook)) s")
+        #expect(
+            floodAnswers == ["ClusterTimeout": flood] && floodTook <= deadline * 2 + 2,
+            "\(flood) stuck get_used_bytes: \(floodAnswers) in \(secs(floodTook)) s")
 
         Self.thaw(pc, Self.allMDS)
         thawed = true
@@ -155,9 +163,12 @@ extension FaultTests.OutageFaults {
         #expect(back == "ok", "authorize after the thaw: \(back)\n\(daemon.logTail())")
         // The deauthorize answered ClusterTimeout before it started never ran.
         let ids = try after.require("get_authorized_ids", ["volume_path": vp(vol)])
-        let aboutA = daemon.log().split(separator: "\n").filter { $0.contains(idA) || $0.contains("authorize") }.suffix(12).joined(separator: "\n")
+        let aboutA = daemon.log().split(separator: "\n").filter { $0.contains(idA) || $0.contains("authorize") }.suffix(12).joined(
+            separator: "\n")
         #expect(ids.arrayValue?.contains([.string(idA), "rw"]) == true, "the timed-out deauthorize took no effect: \(ids)\n\(aboutA)")
-        print("MDS outage (deadline \(deadline) s): authorize \(authorize.result()); queued deauthorize \(queued.result()); create_volume \(create.result()); get_used_bytes \(used.result()); \(flood) stuck calls answered in \(secs(floodTook)) s")
+        print(
+            "MDS outage (deadline \(deadline) s): authorize \(authorize.result()); queued deauthorize \(queued.result()); create_volume \(create.result()); get_used_bytes \(used.result()); \(flood) stuck calls answered in \(secs(floodTook)) s"
+        )
         #expect(daemon.stop()?.status == 0)
     }
 
@@ -194,13 +205,20 @@ extension FaultTests.OutageFaults {
         let exit = daemon.waitForExit(timeout: 60)
         let took = Date().timeIntervalSince(termAt)
         if exit == nil { daemon.kill9() }
-        #expect(exit != nil && took <= drain + 4.5, "exit after SIGTERM: \(exit.map { "\($0)" } ?? "still running after 60 s") in \(secs(took)) s (drain timeout \(drain) s)\n\(daemon.logTail())")
+        #expect(
+            exit != nil && took <= drain + 4.5,
+            "exit after SIGTERM: \(exit.map { "\($0)" } ?? "still running after 60 s") in \(secs(took)) s (drain timeout \(drain) s)\n\(daemon.logTail())"
+        )
         #expect(exit?.reason == .exit, "ended by itself, not by a signal: \(exit.map { "\($0)" } ?? "-")")
-        let q = queued.result(), r = running.result(), u = used.result()
+        let q = queued.result()
+        let r = running.result()
+        let u = used.result()
         #expect(q.outcome?.errorCode == -32003, "the call queued behind the stuck one: \(q)")
         #expect(r.errorType == "ClusterTimeout", "the stuck authorize: \(r)")
         #expect(u.errorType == "ClusterTimeout", "the stuck get_used_bytes: \(u)")
-        print("SIGTERM with stuck calls (drain \(drain) s): exit \(exit.map { "\($0)" } ?? "none") after \(secs(took)) s; queued \(q); running authorize \(r); get_used_bytes \(u)")
+        print(
+            "SIGTERM with stuck calls (drain \(drain) s): exit \(exit.map { "\($0)" } ?? "none") after \(secs(took)) s; queued \(q); running authorize \(r); get_used_bytes \(u)"
+        )
     }
 
     @Test("SIGTERM while startup waits on a frozen MDS: the daemon exits at once")
@@ -219,7 +237,10 @@ extension FaultTests.OutageFaults {
         let exit = daemon.waitForExit(timeout: 30)
         let took = Date().timeIntervalSince(termAt)
         if exit == nil { daemon.kill9() }
-        #expect(exit != nil && took <= 5, "exit after SIGTERM during startup: \(exit.map { "\($0)" } ?? "still running after 30 s") in \(secs(took)) s\n\(daemon.logTail())")
+        #expect(
+            exit != nil && took <= 5,
+            "exit after SIGTERM during startup: \(exit.map { "\($0)" } ?? "still running after 30 s") in \(secs(took)) s\n\(daemon.logTail())"
+        )
         #expect(exit?.reason == .exit && exit?.status == 0, "ended by itself with status 0: \(exit.map { "\($0)" } ?? "-")")
         print("SIGTERM during startup: exit \(exit.map { "\($0)" } ?? "none") after \(secs(took)) s")
     }
@@ -243,7 +264,8 @@ extension FaultTests.OutageFaults {
         let bound = clusterTimeout * 4 * 2
         let create = Self.call(socket, "create_volume", ["volume_path": vp(VolumeRef(nil, "osdout1-\(run)"))], wait: 30)
         #expect(create.errorType == "ClusterTimeout" && create.seconds <= bound, "create_volume with osd.0 frozen: \(create)")
-        let put = Self.call(socket, "put_object", ["pool_name": "cephfs_data", "object_name": .string("osdout-\(run)"), "data": ""], wait: 30)
+        let put = Self.call(
+            socket, "put_object", ["pool_name": "cephfs_data", "object_name": .string("osdout-\(run)"), "data": ""], wait: 30)
         #expect(put.errorType == "ClusterTimeout" && put.seconds <= bound, "put_object with osd.0 frozen: \(put)")
 
         Self.thaw(pc, ["osd.0"])
@@ -282,7 +304,9 @@ extension FaultTests.OutageFaults {
         let second = Pending(after: 0.5) { Self.call(socket, "authorize", authorizeParams(vol, id), wait: 40) }
         let (a, b) = (first.result(), second.result())
         #expect(a.errorType == "ClusterTimeout" && a.seconds <= deadline * 2, "first authorize with the mon down: \(a)")
-        #expect(b.errorType == "ClusterTimeout" && b.seconds <= deadline * 2, "second authorize, queued on the same auth ID: \(b) (deadline \(deadline) s)")
+        #expect(
+            b.errorType == "ClusterTimeout" && b.seconds <= deadline * 2,
+            "second authorize, queued on the same auth ID: \(b) (deadline \(deadline) s)")
 
         try pc.startDaemon("mon.a")
         started = true
@@ -298,7 +322,8 @@ extension FaultTests.OutageFaults {
         guard let map = pc.waitForMDS(timeout: 90), let admin = try? PrivateAdmin(pc) else { return }
         defer { admin.close() }
         for (_, gid) in map.up {
-            _ = try? admin.fs.mdsCommand(String(gid), ["prefix": "session evict", "filters": [.string("client_metadata.volumed_instance=\(instance)")]])
+            _ = try? admin.fs.mdsCommand(
+                String(gid), ["prefix": "session evict", "filters": [.string("client_metadata.volumed_instance=\(instance)")]])
         }
     }
 

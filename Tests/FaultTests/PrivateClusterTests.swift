@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -101,9 +101,12 @@ extension FaultTests.PrivateClusterFaults {
             #expect(outageOutcome?.errorType == "ClusterTimeout", "authorize during the mon outage: \(outcome)")
             #expect(latency <= 8 + 2, "ClusterTimeout after \(secs(latency)) s; request timeout 8 s")
             let (pong, pongAfter) = timed { try? s.call("ping") }
-            #expect(pong?.result == "pong" && pongAfter < 1, "ping during the outage: \(pong.map { "\($0)" } ?? "none") in \(secs(pongAfter)) s")
+            #expect(
+                pong?.result == "pong" && pongAfter < 1, "ping during the outage: \(pong.map { "\($0)" } ?? "none") in \(secs(pongAfter)) s"
+            )
             let concurrentPing = pingLatency.value
-            #expect(concurrentPing != nil && concurrentPing! < 1, "ping while authorize was stuck: \(concurrentPing.map(secs) ?? "no answer")")
+            #expect(
+                concurrentPing != nil && concurrentPing! < 1, "ping while authorize was stuck: \(concurrentPing.map(secs) ?? "no answer")")
 
             try pc.startDaemon("mon.a")
             monStarted = true
@@ -117,7 +120,10 @@ extension FaultTests.PrivateClusterFaults {
             while Date().timeIntervalSince(retryStart) < 30 {
                 if let o = try? s.call("authorize", authorizeParams(vol, id)) {
                     last = "\(o)"
-                    if o.ok { succeeded = true; break }
+                    if o.ok {
+                        succeeded = true
+                        break
+                    }
                 } else {
                     last = "connection dropped"
                     break
@@ -132,7 +138,9 @@ extension FaultTests.PrivateClusterFaults {
             defer { admin.close() }
             expectNoViolations(admin.checker.check(authIDs: [id], volumes: [vol]), "after the mon outage", daemon: daemon)
             #expect(admin.checker.grants(authIDs: [id], volumes: [vol]) == [Grant(id, vol): "rw"])
-            print("mon outage: authorize → \(outageOutcome?.errorType ?? "?") after \(secs(latency)) s (cluster timeout 3 s, request timeout 8 s); ping during outage \(concurrentPing.map(secs) ?? "-") s / \(secs(pongAfter)) s; quorum back \(quorum.map(secs) ?? "never") s after restart; call succeeded \(secs(recoveredAfter)) s later, same daemon pid")
+            print(
+                "mon outage: authorize → \(outageOutcome?.errorType ?? "?") after \(secs(latency)) s (cluster timeout 3 s, request timeout 8 s); ping during outage \(concurrentPing.map(secs) ?? "-") s / \(secs(pongAfter)) s; quorum back \(quorum.map(secs) ?? "never") s after restart; call succeeded \(secs(recoveredAfter)) s later, same daemon pid"
+            )
             #expect(daemon.stop()?.status == 0)
         }
     }
@@ -199,7 +207,10 @@ extension FaultTests.PrivateClusterFaults {
             defer { if !restarted { try? pc.startDaemon("mds.\(victim.name)") } }
             var takeover: TimeInterval?
             var after = before
-            var timeline: [String] = ["0.0 s: stopping mds.\(victim.name) (rank 0)", "\(secs(stopTook)) s: mds.\(victim.name) process gone; ceph mds fail \(victim.name)"]
+            var timeline: [String] = [
+                "0.0 s: stopping mds.\(victim.name) (rank 0)",
+                "\(secs(stopTook)) s: mds.\(victim.name) process gone; ceph mds fail \(victim.name)",
+            ]
             var lastState = ""
             while Date().timeIntervalSince(stoppedAt) < 120 {
                 if let m = try? pc.mdsMap() {
@@ -223,7 +234,9 @@ extension FaultTests.PrivateClusterFaults {
             usleep(2_000_000)  // some load after the takeover
             stop.set()
             #expect(loadDone.wait(timeout: .now() + 120) == .success, "load threads ended")
-            #expect(tally.malformed.isEmpty && tally.dropped == 0, "every in-flight call got a valid reply: \(tally.summary) \(tally.malformed)")
+            #expect(
+                tally.malformed.isEmpty && tally.dropped == 0, "every in-flight call got a valid reply: \(tally.summary) \(tally.malformed)"
+            )
 
             // Calls after the failover succeed (retrying until 60 s after the stop).
             let s = try RPCSession(socket: daemon.socketPath, timeout: 90)
@@ -258,7 +271,9 @@ extension FaultTests.PrivateClusterFaults {
             restarted = true
             let restored = pc.waitForMDS(timeout: 90)
             #expect(restored != nil, "2 active ranks + 1 standby again")
-            print("MDS failover: stopped mds.\(victim.name) (rank 0); mds.\(after.holder(rank: 0)?.name ?? "?") active after \(takeover.map(secs) ?? "never") s; in-flight load \(tally.summary); first successful calls \(firstSuccess.map(secs) ?? "never") s after the stop")
+            print(
+                "MDS failover: stopped mds.\(victim.name) (rank 0); mds.\(after.holder(rank: 0)?.name ?? "?") active after \(takeover.map(secs) ?? "never") s; in-flight load \(tally.summary); first successful calls \(firstSuccess.map(secs) ?? "never") s after the stop"
+            )
             #expect(daemon.stop()?.status == 0)
         }
     }
@@ -317,16 +332,19 @@ extension FaultTests.PrivateClusterFaults {
             let frozenBefore = rank1State()
             let hung = probe(3)
             let frozenAfter = rank1State()
-            #expect(hung.outcome?.errorType == "ClusterTimeout" && hung.latency < 7,
-                    "evict(timeout 3) with rank 1's daemon hung (\(frozenBefore) → \(frozenAfter)): \(describe(hung)); \(hung.outcome.map { "\($0)" } ?? "")")
+            #expect(
+                hung.outcome?.errorType == "ClusterTimeout" && hung.latency < 7,
+                "evict(timeout 3) with rank 1's daemon hung (\(frozenBefore) → \(frozenAfter)): \(describe(hung)); \(hung.outcome.map { "\($0)" } ?? "")"
+            )
 
             // 2. The hung daemon is failed by hand: rank 1 is failed (in, not up).
             _ = try pc.ceph(["mds", "fail", rank1.name])
             _ = waitUntil(timeout: 15, interval: 0.25) { (try? pc.mdsMap())?.holder(rank: 1) == nil }
             let failedState = rank1State()
             let failed = probe(3)
-            #expect(failed.outcome?.errorType == "ClusterTimeout" && failed.latency >= 2.5 && failed.latency < 7,
-                    "evict(timeout 3) with rank 1 \(failedState): \(describe(failed)); \(failed.outcome.map { "\($0)" } ?? "")")
+            #expect(
+                failed.outcome?.errorType == "ClusterTimeout" && failed.latency >= 2.5 && failed.latency < 7,
+                "evict(timeout 3) with rank 1 \(failedState): \(describe(failed)); \(failed.outcome.map { "\($0)" } ?? "")")
 
             kill(rank1PID, SIGCONT)  // it finds itself failed and respawns as a standby
             rank1Frozen = false
@@ -377,12 +395,16 @@ extension FaultTests.PrivateClusterFaults {
             #expect(restored != nil, "2 active ranks + 1 standby again")
             if let m = restored {
                 for (_, gid) in m.up {
-                    _ = try? admin.fs.mdsCommand(String(gid), ["prefix": "session evict", "filters": [.string("client_metadata.volumed_instance=\(frozen.instance)")]])
+                    _ = try? admin.fs.mdsCommand(
+                        String(gid),
+                        ["prefix": "session evict", "filters": [.string("client_metadata.volumed_instance=\(frozen.instance)")]])
                 }
             }
             #expect(try s.require("evict", ["auth_id": .string(nobody), "timeout": 10]) == .null, "evict works again")
             #expect(daemon.isRunning)
-            print("evict(timeout 3): rank 1 daemon hung (\(frozenBefore) → \(frozenAfter)): \(describe(hung)); rank 1 \(failedState): \(describe(failed)); rank 0 in \(stuckState) (frozen client): \(outcome?.errorType ?? outcome.map { "\($0)" } ?? "nothing") after \(secs(latency)) s")
+            print(
+                "evict(timeout 3): rank 1 daemon hung (\(frozenBefore) → \(frozenAfter)): \(describe(hung)); rank 1 \(failedState): \(describe(failed)); rank 0 in \(stuckState) (frozen client): \(outcome?.errorType ?? outcome.map { "\($0)" } ?? "nothing") after \(secs(latency)) s"
+            )
             #expect(daemon.stop()?.status == 0)
         }
     }

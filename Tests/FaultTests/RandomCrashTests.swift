@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 extension FaultTests {
     /// SIGKILL at random moments under concurrent authorize/deauthorize/evict
@@ -73,7 +73,8 @@ extension FaultTests {
                 totalOps += ops.value
 
                 // Restart under the same instance; time to ping and a lock-taking call.
-                daemon = try VolumedProcess(instance: instance, socketPath: dir.socket, extraArguments: crashPrefixArguments, waitReady: false)
+                daemon = try VolumedProcess(
+                    instance: instance, socketPath: dir.socket, extraArguments: crashPrefixArguments, waitReady: false)
                 _ = try daemon.waitUntilReady(timeout: 90)
                 let s = try RPCSession(socket: daemon.socketPath, timeout: 90)
                 for v in volumes { try s.require("get_authorized_ids", ["volume_path": vp(v)]) }
@@ -85,13 +86,17 @@ extension FaultTests {
                 let violations = checker.check(authIDs: ids, volumes: volumes)
                 inconsistencies += violations.count
                 expectNoViolations(violations, "round \(round) (killed \(delay) ms in, \(ops.value) calls done)", daemon: daemon)
-                print("random crash round \(round): killed \(delay) ms into the load after \(ops.value) completed calls; restart \(secs(restart)) s; violations \(violations.count)")
+                print(
+                    "random crash round \(round): killed \(delay) ms into the load after \(ops.value) completed calls; restart \(secs(restart)) s; violations \(violations.count)"
+                )
             }
             #expect(tally.malformed.isEmpty, "malformed replies: \(tally.malformed)")
             let stopped = daemon.stop()
             #expect(stopped?.reason == .exit && stopped?.status == 0)
             let worst = restartTimes.max() ?? 0
-            print("random crashes: \(Self.rounds) rounds, \(Self.threads) client threads, \(totalOps) calls completed (\(tally.summary)); inconsistencies found: \(inconsistencies); worst restart to first lock-taking call: \(secs(worst)) s")
+            print(
+                "random crashes: \(Self.rounds) rounds, \(Self.threads) client threads, \(totalOps) calls completed (\(tally.summary)); inconsistencies found: \(inconsistencies); worst restart to first lock-taking call: \(secs(worst)) s"
+            )
         }
     }
 }

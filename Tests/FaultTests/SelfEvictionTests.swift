@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 extension FaultTests {
     /// Issue 12 item 7: the daemon's own CephFS session. Each test has a
@@ -83,7 +83,9 @@ extension FaultTests {
                     }
                 }
                 let blocklist = try pc.ceph(["osd", "blocklist", "ls"])
-                #expect(blocklist.stderr.contains("listed") && !blocklist.stderr.contains("listed 0"), "evicted clients are blocklisted: \(blocklist.stderr)")
+                #expect(
+                    blocklist.stderr.contains("listed") && !blocklist.stderr.contains("listed 0"),
+                    "evicted clients are blocklisted: \(blocklist.stderr)")
 
                 if let load {
                     Thread.sleep(forTimeInterval: 2)

@@ -1,7 +1,7 @@
 import Ceph
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -23,7 +23,8 @@ extension FaultTests {
             let id = "held-\(run)"
             let file = try admin.fs.open("\(prefix)/$\(id).meta", flags: O_CREAT | O_RDWR, mode: 0o600)
             defer { file.close() }
-            let meta = #"{"version": 5, "compat_version": 1, "dirty": true, "tenant_id": null, "subvolumes": {"None/v": {"access_level": "rw", "dirty": true}}}"#
+            let meta =
+                #"{"version": 5, "compat_version": 1, "dirty": true, "tenant_id": null, "subvolumes": {"None/v": {"access_level": "rw", "dirty": true}}}"#
             try file.write(Array(meta.utf8), offset: 0)
             let owner = UInt64.random(in: 1...UInt64.max)
             try file.flock(.exclusive, owner: owner)

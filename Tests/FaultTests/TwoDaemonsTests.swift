@@ -1,8 +1,8 @@
 import Ceph
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 extension FaultTests {
     /// Two daemons (different --instance, different sockets) on the shared
@@ -73,12 +73,16 @@ extension FaultTests {
                 Grant(ids[0], volumes[1]): "rw", Grant(ids[1], volumes[0]): "rw", Grant(ids[1], volumes[1]): "r",
             ]
             #expect(checker.grants(authIDs: ids, volumes: volumes) == want)
-            #expect(try sa.require("get_authorized_ids", ["volume_path": vp(volumes[1])]) == [[.string(ids[0]), "rw"], [.string(ids[1]), "r"]])
+            #expect(
+                try sa.require("get_authorized_ids", ["volume_path": vp(volumes[1])]) == [
+                    [.string(ids[0]), "rw"], [.string(ids[1]), "r"],
+                ])
 
             // Restarting instance A evicts A's stale session, never B's.
             let admin = ClusterAdmin.shared
             func mdsMap() throws -> MDSMapView {
-                try MDSMapView(fsDump: try #require(try admin.cluster.monJSON(["prefix": "fs dump"])), fsName: TestCluster.environment!.fsName)
+                try MDSMapView(
+                    fsDump: try #require(try admin.cluster.monJSON(["prefix": "fs dump"])), fsName: TestCluster.environment!.fsName)
             }
             let bBefore = try volumedSessions(admin.fs, map: try mdsMap(), instance: instanceB)
             let aBefore = try volumedSessions(admin.fs, map: try mdsMap(), instance: instanceA)
@@ -91,7 +95,9 @@ extension FaultTests {
             let bAfter = try volumedSessions(admin.fs, map: map, instance: instanceB)
             let aAfter = try volumedSessions(admin.fs, map: map, instance: instanceA)
             for (rank, sessions) in bBefore {
-                #expect(Set(sessions).isSubset(of: Set(bAfter[rank] ?? [])), "B's session on rank \(rank) survived A's restart: before \(sessions), after \(bAfter[rank] ?? [])")
+                #expect(
+                    Set(sessions).isSubset(of: Set(bAfter[rank] ?? [])),
+                    "B's session on rank \(rank) survived A's restart: before \(sessions), after \(bAfter[rank] ?? [])")
             }
             let staleA = Set(aBefore.values.flatMap { $0 }).intersection(Set(aAfter.values.flatMap { $0 }))
             #expect(staleA.isEmpty, "A's previous session \(staleA) was evicted by A's restart")

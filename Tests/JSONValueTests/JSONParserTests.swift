@@ -366,7 +366,11 @@ struct JSONParserRandomFormattingTests {
             out += "["
             ws()
             for (i, e) in elements.enumerated() {
-                if i > 0 { ws(); out += ","; ws() }
+                if i > 0 {
+                    ws()
+                    out += ","
+                    ws()
+                }
                 write(e, &rng, into: &out)
             }
             ws()
@@ -377,7 +381,11 @@ struct JSONParserRandomFormattingTests {
             var keys = Array(members.keys)
             keys.shuffle(using: &rng)
             for (i, k) in keys.enumerated() {
-                if i > 0 { ws(); out += ","; ws() }
+                if i > 0 {
+                    ws()
+                    out += ","
+                    ws()
+                }
                 string(k)
                 ws()
                 out += ":"

@@ -150,7 +150,10 @@ struct JSONSerializerTests {
         #expect(JSONNumber(0.5).text == "0.5")
         #expect(JSONNumber(123456789012345.0).text == "123456789012345")
         // Whatever text a Double gets, it is valid JSON and keeps the value.
-        for d in [1e15, 1e20, -1e20, 1e-7, Double.leastNonzeroMagnitude, -Double.leastNormalMagnitude, Double.greatestFiniteMagnitude, 0.1, 1.0 / 3.0, -2.5e-10] {
+        for d in [
+            1e15, 1e20, -1e20, 1e-7, Double.leastNonzeroMagnitude, -Double.leastNormalMagnitude, Double.greatestFiniteMagnitude, 0.1,
+            1.0 / 3.0, -2.5e-10,
+        ] {
             let n = JSONNumber(d)
             let parsed = try JSONValue.parse(n.text)
             #expect(numberText(parsed) == n.text, "\(d)")
@@ -354,4 +357,3 @@ extension String {
         self = "\\u00" + (h.count == 1 ? "0" + h : h)
     }
 }
-

@@ -1,11 +1,11 @@
 import Dispatch
 import Foundation
 import JSONValue
-import Testing
+import RPCServer
 import TestSupport
+import Testing
 import VolumeProtocol
 import WorkerThreads
-import RPCServer
 
 /// Deadlines count from receipt, back-ends do not starve each other, and a
 /// shutdown answers everything within its drain timeout (issue 12, items 8 and 17).

@@ -1,7 +1,7 @@
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 import VolumeProtocol
 
 @Suite("JSON-RPC 2.0 conformance")
@@ -55,7 +55,10 @@ struct JSONRPCConformanceTests {
 
     @Test func engineErrorsCarryTypeAndErrno() throws {
         let r = try h.call(#"{"jsonrpc":"2.0","id":1,"method":"fail"}"#)
-        #expect(r["error"] == ["code": -32000, "message": "it failed", "data": ["type": "VolumeClientError", "errno": 17, "errno_name": "EEXIST"]])
+        #expect(
+            r["error"] == [
+                "code": -32000, "message": "it failed", "data": ["type": "VolumeClientError", "errno": 17, "errno_name": "EEXIST"],
+            ])
     }
 
     @Test func notificationsGetNoResponse() throws {
@@ -68,7 +71,8 @@ struct JSONRPCConformanceTests {
 
     @Test func batchesAnswerInOrderWithoutNotifications() throws {
         let r = try h.call(
-            #"[{"jsonrpc":"2.0","id":1,"method":"sleep","params":{"ms":200}},{"jsonrpc":"2.0","method":"echo"},{"jsonrpc":"2.0","id":2,"method":"echo","params":{"a":1}},5]"#)
+            #"[{"jsonrpc":"2.0","id":1,"method":"sleep","params":{"ms":200}},{"jsonrpc":"2.0","method":"echo"},{"jsonrpc":"2.0","id":2,"method":"echo","params":{"a":1}},5]"#
+        )
         let items = try #require(r.arrayValue)
         #expect(items.count == 3)
         #expect(items[0]["id"] == 1 && items[0]["result"] == 200)

@@ -1,11 +1,11 @@
 import Dispatch
 import Foundation
 import JSONValue
-import Synchronization
-import Testing
-import TestSupport
-import VolumeProtocol
 import RPCServer
+import Synchronization
+import TestSupport
+import Testing
+import VolumeProtocol
 
 @Suite("Keyed serialisation")
 struct KeyedSerializationTests {
@@ -13,7 +13,8 @@ struct KeyedSerializationTests {
         let h = try ServerHarness()
         let c = try h.client()
         for i in 0..<8 {
-            try c.send(#"{"jsonrpc":"2.0","id":\#(i),"method":"record","params":{"keys":["auth:a","volume:g/v"],"tag":"\#(i)","ms":30}}"# + "\n")
+            try c.send(
+                #"{"jsonrpc":"2.0","id":\#(i),"method":"record","params":{"keys":["auth:a","volume:g/v"],"tag":"\#(i)","ms":30}}"# + "\n")
         }
         for _ in 0..<8 { _ = try c.readLine() }
         let expected = (0..<8).flatMap { ["start \($0)", "end \($0)"] }
@@ -151,10 +152,20 @@ struct ServerLimitTests {
             if v == nil { Issue.record("no reply line; stdout: \(r.stdout) stderr: \(r.stderr)") }
             return v
         }
-        let admitted = try runProcess("/usr/bin/setpriv", ["--reuid=65533", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script.replacingOccurrences(of: "read()", with: "readline()")])
+        let admitted = try runProcess(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=65533", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c",
+                script.replacingOccurrences(of: "read()", with: "readline()"),
+            ])
         #expect(replyLine(admitted)?["result"] == [:])
         // So is a peer that has it only as a supplementary group.
-        let member = try runProcess("/usr/bin/setpriv", ["--reuid=65533", "--regid=65533", "--groups=65534", "/usr/bin/python3", "-c", script.replacingOccurrences(of: "read()", with: "readline()")])
+        let member = try runProcess(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=65533", "--regid=65533", "--groups=65534", "/usr/bin/python3", "-c",
+                script.replacingOccurrences(of: "read()", with: "readline()"),
+            ])
         #expect(replyLine(member)?["result"] == [:])
     }
 

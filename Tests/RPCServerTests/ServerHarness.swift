@@ -1,9 +1,9 @@
 import Foundation
 import JSONValue
 import Logging
+import RPCServer
 import TestSupport
 import VolumeProtocol
-import RPCServer
 
 /// A real SocketServer on a temporary socket, serving test methods instead
 /// of the engine, so JSON-RPC handling and limits are tested without Ceph.
@@ -22,7 +22,9 @@ final class ServerHarness: @unchecked Sendable {
     /// - `record` {key, tag, ms}: appends "start tag"/"end tag" to `events` around a sleep, under `key`;
     /// - `monsleep` {ms}: a sleep on the mon back-end's pool;
     /// - `patient` {ms, extra}: a sleep whose deadline is `extra` seconds later, as evict's.
-    init(limits: ServerLimits = ServerLimits(), requestTimeout: Double = 0, configure: (inout ServerConfiguration) -> Void = { _ in }) throws {
+    init(limits: ServerLimits = ServerLimits(), requestTimeout: Double = 0, configure: (inout ServerConfiguration) -> Void = { _ in })
+        throws
+    {
         dir = NSTemporaryDirectory() + "volumed-srv-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         socketPath = dir + "/s.sock"

@@ -6,7 +6,8 @@ public enum BuiltProducts {
     public static let directory: String = {
         if let d = ProcessInfo.processInfo.environment["VOLUMED_BIN_DIR"] { return d }
         let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for dir in [beside, beside.deletingLastPathComponent()] where
+        for dir in [beside, beside.deletingLastPathComponent()]
+        where
             FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("cephfs-volumed").path)
         {
             return dir.path
@@ -34,8 +35,8 @@ extension LaunchedDaemon {
                 throw DaemonError("daemon exited with \(process.terminationStatus): \(log())")
             }
             if let c = try? LineClient(path: socketPath),
-               let reply = try? c.request(#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#),
-               reply.contains("pong")
+                let reply = try? c.request(#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#),
+                reply.contains("pong")
             {
                 return
             }
@@ -76,7 +77,9 @@ public final class DaemonProcess: LaunchedDaemon, @unchecked Sendable {
     /// host refuse to run, as they would evict each other's sessions.
     public static func standardArguments(socket: String, instance: Bool = true) -> [String] {
         let env = TestCluster.environment!
-        let base = ["--socket", socket, "--conf", env.confPath, "--id", env.serviceID, "--cluster", env.clusterName, "--fs-name", env.fsName]
+        let base = [
+            "--socket", socket, "--conf", env.confPath, "--id", env.serviceID, "--cluster", env.clusterName, "--fs-name", env.fsName,
+        ]
         return instance ? base + ["--instance", uniqueInstanceName()] : base
     }
 

@@ -71,7 +71,9 @@ public final class VolumedProcess: @unchecked Sendable {
     private let ownsWorkDir: String?
 
     /// The standard flags for a dev cluster's conf.
-    public static func arguments(conf: String, socket: String, instance: String, id: String = "volumed", fsName: String = "cephfs", clusterName: String = "ceph") -> [String] {
+    public static func arguments(
+        conf: String, socket: String, instance: String, id: String = "volumed", fsName: String = "cephfs", clusterName: String = "ceph"
+    ) -> [String] {
         ["--socket", socket, "--conf", conf, "--id", id, "--cluster", clusterName, "--fs-name", fsName, "--instance", instance]
     }
 
@@ -176,7 +178,8 @@ public final class VolumedProcess: @unchecked Sendable {
     /// frames), or nil.
     public func crashReport(maxLines: Int = 60) -> String? {
         let lines = log().split(separator: "\n", omittingEmptySubsequences: false)
-        guard let start = lines.firstIndex(where: { $0.contains("*** Signal") || $0.contains("Fatal error") || $0.contains(" crashed:") }) else { return nil }
+        guard let start = lines.firstIndex(where: { $0.contains("*** Signal") || $0.contains("Fatal error") || $0.contains(" crashed:") })
+        else { return nil }
         return lines[start...].prefix(maxLines).joined(separator: "\n")
     }
 
@@ -276,7 +279,9 @@ public final class RPCSession: @unchecked Sendable {
         }
         guard let line else { throw RPCSessionError.dropped("end of stream") }
         guard let outcome = RPCOutcome(line: line) else { throw RPCSessionError.malformed(line) }
-        guard outcome.id == .int(id) else { throw RPCSessionError.malformed("id \(outcome.id.map { "\($0)" } ?? "none") for request \(id): \(line)") }
+        guard outcome.id == .int(id) else {
+            throw RPCSessionError.malformed("id \(outcome.id.map { "\($0)" } ?? "none") for request \(id): \(line)")
+        }
         return outcome
     }
 
@@ -398,7 +403,8 @@ public final class PrivateCluster: @unchecked Sendable {
         for k in ["PYTHONHOME", "PYTHONPATH", "CEPH_ARGS"] { env[k] = nil }
         return try runProcess(
             "/usr/bin/timeout",
-            ["\(Int(timeout))", "/usr/bin/ceph", "-c", confPath, "-n", "client.admin", "--connect-timeout", "\(max(1, Int(timeout) - 1))"] + args,
+            ["\(Int(timeout))", "/usr/bin/ceph", "-c", confPath, "-n", "client.admin", "--connect-timeout", "\(max(1, Int(timeout) - 1))"]
+                + args,
             timeout: timeout + 5, environment: env)
     }
 
@@ -465,7 +471,8 @@ public final class PrivateCluster: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         env["CEPH_DEV_DIR"] = nil
         env["DEV_CLUSTER_LOG"] = logPath
-        let closeAndExec = #"for f in /proc/$$/fd/*; do n=${f##*/}; case $n in 0|1|2) ;; *) eval "exec $n>&-" 2>/dev/null ;; esac; done; exec "$0" "$@" </dev/null >"$DEV_CLUSTER_LOG" 2>&1"#
+        let closeAndExec =
+            #"for f in /proc/$$/fd/*; do n=${f##*/}; case $n in 0|1|2) ;; *) eval "exec $n>&-" 2>/dev/null ;; esac; done; exec "$0" "$@" </dev/null >"$DEV_CLUSTER_LOG" 2>&1"#
         let status = try spawnAndWait(["/bin/bash", "-c", closeAndExec, script] + args, environment: env, timeout: timeout)
         let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         return ScriptResult(status: status, output: text)
@@ -557,7 +564,9 @@ public struct MDSMapView: Sendable {
     }
 
     public var summary: String {
-        let ranks = up.keys.sorted().map { r in "rank \(r): \(holder(rank: r).map { "mds.\($0.name) \($0.state)\($0.laggy ? " laggy" : "")" } ?? "?")" }
+        let ranks = up.keys.sorted().map { r in
+            "rank \(r): \(holder(rank: r).map { "mds.\($0.name) \($0.state)\($0.laggy ? " laggy" : "")" } ?? "?")"
+        }
         return (ranks + (failed.isEmpty ? [] : ["failed \(failed)"]) + ["standbys \(standbyNames)"]).joined(separator: "; ")
     }
 }

@@ -100,7 +100,10 @@ public struct InvariantChecker {
 
     // MARK: Reading
 
-    struct Entry { let level: String?; let dirty: Bool }
+    struct Entry {
+        let level: String?
+        let dirty: Bool
+    }
 
     struct MetaFile {
         var exists = false
@@ -313,12 +316,14 @@ public struct InvariantChecker {
                     }
                 }
                 if e.exists {
-                    let volumeCaps = e.tokens("mds").contains { Self.mdsGrant($0).flatMap { volume(fromPath: $0.path) } != nil }
+                    let volumeCaps =
+                        e.tokens("mds").contains { Self.mdsGrant($0).flatMap { volume(fromPath: $0.path) } != nil }
                         || e.tokens("osd").contains { Self.osdGrant($0)?.namespace?.hasPrefix(checker.namespacePrefix) == true }
                     if volumeCaps && !m.exists {
                         violations.append("(c) client.\(id) has volume caps \(e.caps) but no auth metadata \(name)")
                     }
-                    let onlyMonR = e.tokens("mds").isEmpty && e.tokens("osd").isEmpty
+                    let onlyMonR =
+                        e.tokens("mds").isEmpty && e.tokens("osd").isEmpty
                         && e.caps.filter({ $0.key != "mds" && $0.key != "osd" }).allSatisfy { $0.key == "mon" && $0.value == "allow r" }
                     if onlyMonR && !m.exists {
                         violations.append("(c) client.\(id) is left with nothing but mon 'allow r' (should have been deleted)")
@@ -363,9 +368,12 @@ public struct InvariantChecker {
                     let osdLevels = osd.map(\.level)
                     if let c {
                         if osdLevels != [c] {
-                            violations.append("(b) \(p): mds caps grant \(c) but the osd caps for namespace \(ns) are \(osdLevels) (\(e.caps["osd"] ?? "none"))")
+                            violations.append(
+                                "(b) \(p): mds caps grant \(c) but the osd caps for namespace \(ns) are \(osdLevels) (\(e.caps["osd"] ?? "none"))"
+                            )
                         } else if dir.exists, let pool = dir.pool, osd.first?.pool != pool {
-                            violations.append("(b) \(p): osd grant names pool \(osd.first?.pool ?? "none"), the volume's layout pool is \(pool)")
+                            violations.append(
+                                "(b) \(p): osd grant names pool \(osd.first?.pool ?? "none"), the volume's layout pool is \(pool)")
                         }
                     } else if !osdLevels.isEmpty {
                         violations.append("(c) \(p): orphaned osd grant for namespace \(ns) (\(e.caps["osd"] ?? "")) without an mds grant")

@@ -67,8 +67,11 @@ public final class WatchedDaemon: @unchecked Sendable {
         _ = fcntl(lifeline.fileHandleForReading.fileDescriptor, F_SETFD, FD_CLOEXEC)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", Self.watchdog, "watchdog", instance, env.confPath, env.serviceID, env.fsName, dir,
-            BuiltProducts.path("cephfs-volumed")]
+        process.arguments =
+            [
+                "-c", Self.watchdog, "watchdog", instance, env.confPath, env.serviceID, env.fsName, dir,
+                BuiltProducts.path("cephfs-volumed"),
+            ]
             + DaemonProcess.standardArguments(socket: socketPath) + ["--instance", instance] + extraArguments
         process.standardInput = lifeline
         process.standardOutput = log

@@ -4,36 +4,37 @@ import VolumeClient
 
 @Suite("ByteSize")
 struct ByteSizeTests {
-    @Test(arguments: [
-        ("0", 0),
-        ("4096", 4096),
-        ("  4096 ", 4096),
-        ("512B", 512),
-        ("512b", 512),
-        ("1K", 1024),
-        ("1k", 1024),
-        ("1KB", 1024),
-        ("1Ki", 1024),
-        ("1KiB", 1024),
-        ("1kib", 1024),
-        ("512MiB", 512 * 1_048_576),
-        ("512M", 512 * 1_048_576),
-        ("10G", 10_737_418_240),
-        ("10GiB", 10_737_418_240),
-        ("10GB", 10_737_418_240),
-        ("10 GiB", 10_737_418_240),
-        ("1.5TiB", 1_649_267_441_664),
-        ("1.5K", 1536),
-        ("0.5M", 524_288),
-        (".5K", 512),
-        ("1.0009765625K", 1025),
-        ("0.3K", 307),  // 307.2, rounded down
-        ("2P", 2 * 1_125_899_906_842_624),
-        ("007K", 7168),
-        ("9223372036854775807", Int64.max),
-        ("8191.999999999999999P", 9_223_372_036_854_775_806),  // the fraction is rounded down
-        ("8191.9999999999999999999P", Int64.max),  // fraction digits past the 19th are ignored
-    ] as [(String, Int64)])
+    @Test(
+        arguments: [
+            ("0", 0),
+            ("4096", 4096),
+            ("  4096 ", 4096),
+            ("512B", 512),
+            ("512b", 512),
+            ("1K", 1024),
+            ("1k", 1024),
+            ("1KB", 1024),
+            ("1Ki", 1024),
+            ("1KiB", 1024),
+            ("1kib", 1024),
+            ("512MiB", 512 * 1_048_576),
+            ("512M", 512 * 1_048_576),
+            ("10G", 10_737_418_240),
+            ("10GiB", 10_737_418_240),
+            ("10GB", 10_737_418_240),
+            ("10 GiB", 10_737_418_240),
+            ("1.5TiB", 1_649_267_441_664),
+            ("1.5K", 1536),
+            ("0.5M", 524_288),
+            (".5K", 512),
+            ("1.0009765625K", 1025),
+            ("0.3K", 307),  // 307.2, rounded down
+            ("2P", 2 * 1_125_899_906_842_624),
+            ("007K", 7168),
+            ("9223372036854775807", Int64.max),
+            ("8191.999999999999999P", 9_223_372_036_854_775_806),  // the fraction is rounded down
+            ("8191.9999999999999999999P", Int64.max),  // fraction digits past the 19th are ignored
+        ] as [(String, Int64)])
     func parsesValidSizes(_ text: String, _ bytes: Int64) throws {
         #expect(try ByteSize.parse(text) == bytes)
     }
@@ -69,20 +70,21 @@ struct ByteSizeTests {
         #expect(ByteSize.ParseError.overflow("9E").description.contains("too large"))
     }
 
-    @Test(arguments: [
-        (0, "0 B"),
-        (1, "1 B"),
-        (1023, "1023 B"),
-        (1024, "1 KiB"),
-        (1536, "1.5 KiB"),
-        (10_485_760, "10 MiB"),
-        (10_737_418_240, "10 GiB"),
-        (1_649_267_441_664, "1.5 TiB"),
-        (1_048_575, "1 MiB"),  // 1023.999 KiB rounds up into the next unit
-        (1_258_291, "1.2 MiB"),
-        (1_034_000, "1009.77 KiB"),
-        (Int64.max, "8 EiB"),
-    ] as [(Int64, String)])
+    @Test(
+        arguments: [
+            (0, "0 B"),
+            (1, "1 B"),
+            (1023, "1023 B"),
+            (1024, "1 KiB"),
+            (1536, "1.5 KiB"),
+            (10_485_760, "10 MiB"),
+            (10_737_418_240, "10 GiB"),
+            (1_649_267_441_664, "1.5 TiB"),
+            (1_048_575, "1 MiB"),  // 1023.999 KiB rounds up into the next unit
+            (1_258_291, "1.2 MiB"),
+            (1_034_000, "1009.77 KiB"),
+            (Int64.max, "8 EiB"),
+        ] as [(Int64, String)])
     func formatsForPeople(_ bytes: Int64, _ text: String) {
         #expect(ByteSize.format(bytes) == text)
     }

@@ -33,7 +33,10 @@ struct RPCConnectionTests {
         server.stop()
         // A stale socket file: bind it again without listening.
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd); unlink(path) }
+        defer {
+            close(fd)
+            unlink(path)
+        }
         _ = UnixSocketAddress(path: path)!.withSockaddr { bind(fd, $0, $1) }
         let conn = RPCConnection(socketPath: path, connectTimeout: 30)
         await #expect(throws: ConnectionError.self) { try await conn.call("ping") }
@@ -79,10 +82,11 @@ struct RPCConnectionTests {
 
     @Test func serverErrorsAreThrownAsRPCError() async throws {
         let server = try FakeServer { req in
-            .reply(JSONValue.object([
-                "jsonrpc": "2.0", "id": req["id"]!,
-                "error": RPCError.engine(.objectNotFound, "read p/o: No such file or directory", errno: 2, errnoName: "ENOENT").json,
-            ]).description)
+            .reply(
+                JSONValue.object([
+                    "jsonrpc": "2.0", "id": req["id"]!,
+                    "error": RPCError.engine(.objectNotFound, "read p/o: No such file or directory", errno: 2, errnoName: "ENOENT").json,
+                ]).description)
         }
         let client = VolumeClient(socketPath: server.path, callTimeout: 60)
         do {
@@ -205,7 +209,10 @@ struct RPCConnectionTests {
         try await server.waitForRequest("hang")
         conn.close()
         let error = await hanging
-        if case ConnectionError.closed? = error as? ConnectionError {} else { Issue.record("expected .closed, got \(String(describing: error))") }
+        if case ConnectionError.closed? = error as? ConnectionError {
+        } else {
+            Issue.record("expected .closed, got \(String(describing: error))")
+        }
         #expect(!conn.isConnected)
         #expect(try await conn.call("ping", timeout: 30) == "pong")
         #expect(server.connections == 2)
@@ -219,7 +226,10 @@ struct RPCConnectionTests {
         }
         let conn = RPCConnection(socketPath: server.path)
         async let waiting: (any Error)? = {
-            do { _ = try await conn.call("hang", timeout: 30); return nil } catch { return error }
+            do {
+                _ = try await conn.call("hang", timeout: 30)
+                return nil
+            } catch { return error }
         }()
         try await server.waitForRequest("hang")
         await #expect(throws: RPCError.self) { _ = try await conn.call("deny", timeout: 30) }
@@ -261,11 +271,12 @@ struct RPCConnectionTests {
 
         let params = server.requests.map { $0["params"] ?? .null }
         let methods = server.requests.compactMap { $0["method"]?.stringValue }
-        #expect(methods == [
-            "create_volume", "create_volume", "authorize", "authorize", "set_max_bytes", "set_max_bytes", "evict", "evict",
-            "create_group", "create_snapshot_group", "clone_volume_to_existing", "put_object", "put_object_versioned",
-            "put_object_versioned", "get_object_and_version", "recover",
-        ])
+        #expect(
+            methods == [
+                "create_volume", "create_volume", "authorize", "authorize", "set_max_bytes", "set_max_bytes", "evict", "evict",
+                "create_group", "create_snapshot_group", "clone_volume_to_existing", "put_object", "put_object_versioned",
+                "put_object_versioned", "get_object_and_version", "recover",
+            ])
         let nogroup: JSONValue = ["group_id": .null, "volume_id": "v"]
         let grouped: JSONValue = ["group_id": "g", "volume_id": "w"]
         let expected: [JSONValue] = [

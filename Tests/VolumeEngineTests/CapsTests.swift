@@ -99,13 +99,18 @@ struct CapsTests {
     }
 
     @Test func commandListIsStable() {
-        #expect(Caps.commandList(["mon": "allow r", "zz": "x", "osd": "o", "mds": "m"]) == ["mds", "m", "osd", "o", "mon", "allow r", "zz", "x"])
+        #expect(
+            Caps.commandList(["mon": "allow r", "zz": "x", "osd": "o", "mds": "m"]) == [
+                "mds", "m", "osd", "o", "mon", "allow r", "zz", "x",
+            ])
     }
 }
 
 @Suite("Identifiers")
 struct IdentifierTests {
-    @Test(arguments: ["", ".", "..", "a/b", "/", "a\u{0}b", "_x", "$x", ".x", "x.meta", "a b", "ü", "a:b", String(repeating: "a", count: 250)])
+    @Test(arguments: [
+        "", ".", "..", "a/b", "/", "a\u{0}b", "_x", "$x", ".x", "x.meta", "a b", "ü", "a:b", String(repeating: "a", count: 250),
+    ])
     func rejects(_ name: String) {
         #expect(throws: InvalidIdentifier.self) { try Identifier.validateAuthID(name) }
     }

@@ -1,7 +1,7 @@
 import Ceph
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 @testable import VolumeEngine
 

@@ -1,7 +1,7 @@
 import Ceph
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 @testable import VolumeEngine
 
@@ -35,7 +35,10 @@ final class LayoutCacheTests {
 
     @Test func freshVolumeGrantsItsNamespace() throws {
         let v = try VolumePath(groupID: "lc", volumeID: TestCluster.uniqueName("lcv"))
-        defer { try? engine.deleteVolume(v); try? engine.purgeVolume(v) }
+        defer {
+            try? engine.deleteVolume(v)
+            try? engine.purgeVolume(v)
+        }
         _ = try engine.createVolume(v)
         #expect(try expectedOSDCap(v).contains("namespace=fsvolumens_\(v.volumeID)"))
         try grantAndCheck(v)
@@ -46,7 +49,10 @@ final class LayoutCacheTests {
     /// then cover the whole pool.
     @Test func repeatCreateWithOtherSettingsIsReadAfresh() throws {
         let v = try VolumePath(groupID: "lc", volumeID: TestCluster.uniqueName("lcr"))
-        defer { try? engine.deleteVolume(v); try? engine.purgeVolume(v) }
+        defer {
+            try? engine.deleteVolume(v)
+            try? engine.purgeVolume(v)
+        }
         _ = try engine.createVolume(v, namespaceIsolated: false)
         #expect(!(try expectedOSDCap(v)).contains("namespace="))
         _ = try engine.createVolume(v, namespaceIsolated: true)
@@ -57,7 +63,10 @@ final class LayoutCacheTests {
     /// Deleted and made again: a new inode, so nothing stale is used.
     @Test func recreatedVolumeIsANewEntry() throws {
         let v = try VolumePath(groupID: "lc", volumeID: TestCluster.uniqueName("lcn"))
-        defer { try? engine.deleteVolume(v); try? engine.purgeVolume(v) }
+        defer {
+            try? engine.deleteVolume(v)
+            try? engine.purgeVolume(v)
+        }
         _ = try engine.createVolume(v, namespaceIsolated: true)
         try grantAndCheck(v)
         try engine.deleteVolume(v)

@@ -2,8 +2,8 @@ import Ceph
 import Dispatch
 import Foundation
 import JSONValue
-import Testing
 import TestSupport
+import Testing
 
 @testable import VolumeEngine
 
@@ -115,8 +115,10 @@ final class MetadataStoreTests {
     @Test func refusesNewerCompatVersionAndReadsOldVolumesKey() throws {
         #expect(throws: VolumeError.self) { try AuthMetadata(["compat_version": 7, "subvolumes": [:]], path: "x") }
         let old = try AuthMetadata(
-            ["compat_version": 1, "version": 2, "dirty": false, "tenant_id": "t",
-             "volumes": ["g/v": ["access_level": "rw", "dirty": false]]], path: "x")
+            [
+                "compat_version": 1, "version": 2, "dirty": false, "tenant_id": "t",
+                "volumes": ["g/v": ["access_level": "rw", "dirty": false]],
+            ], path: "x")
         #expect(old.subvolumes["g/v"] == AccessEntry(accessLevel: "rw", dirty: false))
         let json = old.json
         #expect(json["volumes"] == nil)

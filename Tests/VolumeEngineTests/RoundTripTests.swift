@@ -1,7 +1,7 @@
 import Ceph
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 @testable import VolumeEngine
 
@@ -42,7 +42,9 @@ final class RoundTripTests {
         let (_, deauthorize) = try CallCounter.measure { try engine.deauthorize(v, authID: id) }
         let (_, delete) = try CallCounter.measure { try engine.deleteVolume(v) }
         let (_, purge) = try CallCounter.measure { try engine.purgeVolume(v) }
-        print("round trips: create_volume (first in its group) \(first); create_volume \(create) (\(groups) groups); create_volume (again) \(createAgain); authorize (new ID) \(authorize); authorize (again) \(again); get_authorized_ids \(list); deauthorize \(deauthorize); delete_volume \(delete); purge_volume \(purge)")
+        print(
+            "round trips: create_volume (first in its group) \(first); create_volume \(create) (\(groups) groups); create_volume (again) \(createAgain); authorize (new ID) \(authorize); authorize (again) \(again); get_authorized_ids \(list); deauthorize \(deauthorize); delete_volume \(delete); purge_volume \(purge)"
+        )
 
         // One mon write per authorize; the key comes from it, not a second `auth get`.
         #expect(authorize.mon == 2, "auth get + auth get-or-create")

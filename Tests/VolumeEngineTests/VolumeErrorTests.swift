@@ -1,6 +1,6 @@
 import Ceph
-import Testing
 import TestSupport
+import Testing
 import VolumeProtocol
 
 @testable import VolumeEngine

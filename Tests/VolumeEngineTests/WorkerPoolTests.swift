@@ -1,7 +1,6 @@
 import Dispatch
 import Glibc
 import Testing
-
 import WorkerThreads
 
 @Suite("Worker pool")
@@ -13,10 +12,11 @@ struct WorkerPoolTests {
         pool.start()
         let release = DispatchSemaphore(value: 0)
         let started = DispatchSemaphore(value: 0)
-        #expect(pool.submitIfIdle(spare: 1) {
-            started.signal()
-            release.wait()
-        })
+        #expect(
+            pool.submitIfIdle(spare: 1) {
+                started.signal()
+                release.wait()
+            })
         started.wait()
         // The only thread is busy and the pool is at its spare count.
         #expect(!pool.submitIfIdle(spare: 1) {})

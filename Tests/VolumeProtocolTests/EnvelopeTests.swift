@@ -240,7 +240,8 @@ struct RPCResponseTests {
     }
 
     @Test func errorResponseDecodesCodeMessageAndData() throws {
-        let text = #"{"jsonrpc":"2.0","id":"q","error":{"code":-32000,"message":"boom","data":{"type":"ClusterError","errno":110,"errno_name":"ETIMEDOUT"}}}"#
+        let text =
+            #"{"jsonrpc":"2.0","id":"q","error":{"code":-32000,"message":"boom","data":{"type":"ClusterError","errno":110,"errno_name":"ETIMEDOUT"}}}"#
         let r = try #require(RPCResponse(json: try JSONValue.parse(text)))
         #expect(r.id == "q")
         guard case .failure(let e) = r.outcome else {

@@ -113,7 +113,8 @@ struct LineFramerTests {
             var stream: [UInt8] = []
             for _ in 0..<Int.random(in: 0...12, using: &rng) {
                 // Lengths cluster around the limit.
-                let length = rng.next() % 3 == 0
+                let length =
+                    rng.next() % 3 == 0
                     ? Int.random(in: (maxLineLength - 2)...(maxLineLength + 3), using: &rng)
                     : Int.random(in: 0...maxLineLength, using: &rng)
                 for _ in 0..<length { stream.append(alphabet[Int.random(in: 0..<alphabet.count, using: &rng)]) }

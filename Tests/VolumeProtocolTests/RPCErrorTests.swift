@@ -153,14 +153,15 @@ struct EngineErrorTypeTests {
         let wire = RPCError.engine(type, "m").json
         let back = try #require(RPCError(json: wire))
         #expect(back.engineType == type)
-        let expected: String = switch type {
-        case .volumeClientError: "VolumeClientError"
-        case .objectNotFound: "ObjectNotFound"
-        case .clusterError: "ClusterError"
-        case .clusterTimeout: "ClusterTimeout"
-        case .evictionError: "EvictionError"
-        case .internal: "Internal"
-        }
+        let expected: String =
+            switch type {
+            case .volumeClientError: "VolumeClientError"
+            case .objectNotFound: "ObjectNotFound"
+            case .clusterError: "ClusterError"
+            case .clusterTimeout: "ClusterTimeout"
+            case .evictionError: "EvictionError"
+            case .internal: "Internal"
+            }
         #expect(wire["data"]?["type"]?.stringValue == expected)
     }
 }
