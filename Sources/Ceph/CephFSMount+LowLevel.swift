@@ -122,11 +122,21 @@ public final class InodeHandle: @unchecked Sendable {
 
     /// The entry `name`, whatever it is (a symlink is returned as such).
     public func lookup(_ name: String) throws(CephError) -> InodeHandle {
-        try checkName(name, "ll_lookup")
-        return try run("ll_lookup") { m, i throws(CephError) in
+        try entry(name, "ll_lookup") { m, i, out, s in vd_ll_lookup(m, i, name, out, s) }
+    }
+
+    /// Runs `call`, an ll_* call on the single entry `name` of this
+    /// directory that reports the entry's inode and attributes, and returns
+    /// a handle on that inode.
+    private func entry(
+        _ name: String, _ operation: String,
+        _ call: (OpaquePointer, OpaquePointer, UnsafeMutablePointer<OpaquePointer?>, UnsafeMutablePointer<vd_stat>) -> Int32
+    ) throws(CephError) -> InodeHandle {
+        try checkName(name, operation)
+        return try run(operation) { m, i throws(CephError) in
             var out: OpaquePointer?
             var s = vd_stat()
-            try check(vd_ll_lookup(m, i, name, &out, &s), "ll_lookup", child(name))
+            try check(call(m, i, &out, &s), operation, child(name))
             return InodeHandle(mount: mount, client: client, inode: out!, path: child(name), stat: FileStat(s))
         }
     }
@@ -159,13 +169,7 @@ public final class InodeHandle: @unchecked Sendable {
 
     /// Creates the directory `name`; EEXIST if the name is taken.
     public func makeDirectory(_ name: String, mode: UInt32) throws(CephError) -> InodeHandle {
-        try checkName(name, "ll_mkdir")
-        return try run("ll_mkdir") { m, i throws(CephError) in
-            var out: OpaquePointer?
-            var s = vd_stat()
-            try check(vd_ll_mkdir(m, i, name, mode, &out, &s), "ll_mkdir", child(name))
-            return InodeHandle(mount: mount, client: client, inode: out!, path: child(name), stat: FileStat(s))
-        }
+        try entry(name, "ll_mkdir") { m, i, out, s in vd_ll_mkdir(m, i, name, mode, out, s) }
     }
 
     /// Creates the regular file `name` and opens it for writing (O_CREAT |
@@ -186,13 +190,7 @@ public final class InodeHandle: @unchecked Sendable {
 
     /// Creates the symlink `name` -> `target`; EEXIST if the name is taken.
     public func makeSymlink(_ name: String, target: String) throws(CephError) -> InodeHandle {
-        try checkName(name, "ll_symlink")
-        return try run("ll_symlink") { m, i throws(CephError) in
-            var out: OpaquePointer?
-            var s = vd_stat()
-            try check(vd_ll_symlink(m, i, name, target, &out, &s), "ll_symlink", child(name))
-            return InodeHandle(mount: mount, client: client, inode: out!, path: child(name), stat: FileStat(s))
-        }
+        try entry(name, "ll_symlink") { m, i, out, s in vd_ll_symlink(m, i, name, target, out, s) }
     }
 
     /// Removes the non-directory entry `name` (a symlink itself, not its target).
